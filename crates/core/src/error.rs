@@ -1,0 +1,149 @@
+//! Errors a security officer can act on.
+//!
+//! Every variant's message says what happened and what to do next. No variant carries secret bytes.
+
+use std::path::PathBuf;
+
+/// Result type of the Custos domain.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the vault, with a message for the person at the keyboard.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(
+        "wrong passphrase: the vault was not unlocked (the failed attempt is in the audit log)"
+    )]
+    WrongPassphrase,
+    #[error("no vault at {0}: create one with `custos init` or pick another with --vault")]
+    NoVault(PathBuf),
+    #[error("a vault already exists at {0}: refusing to overwrite it")]
+    VaultExists(PathBuf),
+    #[error("{path} is not a Custos vault, or it is damaged ({detail}); restore it from a backup")]
+    NotAVault { path: PathBuf, detail: String },
+    #[error(
+        "the vault was written by a newer Custos (schema {found}, this build knows up to {known}): upgrade Custos"
+    )]
+    SchemaTooNew { found: u32, known: u32 },
+    #[error("vault integrity check failed: {0}. The vault file may have been tampered with; restore it from a backup and investigate")]
+    Tampered(String),
+    #[error("no key named {0:?}: see `custos key list`")]
+    NoSuchKey(String),
+    #[error("a key named {0:?} already exists: choose another name")]
+    KeyExists(String),
+    #[error("key {name:?} has no version {version}: see `custos key show {name}`")]
+    NoSuchVersion { name: String, version: u32 },
+    #[error(
+        "invalid key name {0:?}: use 1-128 printable characters, no leading or trailing spaces"
+    )]
+    InvalidName(String),
+    #[error("unknown key type {0:?}: use symmetric-256, ed25519 or x25519")]
+    InvalidKeyType(String),
+    #[error(
+        "unknown key state {0:?}: use pre-active, active, decrypt-only, compromised or destroyed"
+    )]
+    InvalidKeyState(String),
+    #[error("invalid duration {0:?}: write a number and a unit, e.g. 90d, 12h, 30m, 2w, 1y")]
+    InvalidDuration(String),
+    #[error("key {name:?} version {version} cannot go from {from} to {to}; allowed next states: {allowed}")]
+    IllegalTransition {
+        name: String,
+        version: u32,
+        from: &'static str,
+        to: &'static str,
+        allowed: String,
+    },
+    #[error("key {name:?} is {key_type}, which cannot {operation}: use a {needed} key")]
+    WrongKeyType {
+        name: String,
+        key_type: &'static str,
+        operation: &'static str,
+        needed: &'static str,
+    },
+    #[error(
+        "key {name:?} has no active version to {operation} with: rotate it or activate a version"
+    )]
+    NoActiveVersion {
+        name: String,
+        operation: &'static str,
+    },
+    #[error("key {name:?} version {version} is {state} and cannot be used to {operation}")]
+    VersionUnusable {
+        name: String,
+        version: u32,
+        state: &'static str,
+        operation: &'static str,
+    },
+    #[error("this file was encrypted with a key that is not in this vault (key id {0}): open it with the vault that encrypted it")]
+    ForeignKey(String),
+    #[error("{0} is not a Custos-encrypted file (bad header)")]
+    NotEncryptedFile(String),
+    #[error("decryption failed: the file is corrupted, truncated or was tampered with; nothing was written")]
+    DecryptionFailed,
+    #[error("signature does not match: the file or the signature was changed, or it was signed by another key")]
+    BadSignature,
+    #[error("malformed signature file: {0}")]
+    MalformedSignature(String),
+    #[error("unlock time target {0} ms is outside the allowed 100-500 ms")]
+    InvalidTarget(u32),
+    #[error("passphrase is empty: choose a long passphrase")]
+    EmptyPassphrase,
+    #[error("audit export is malformed at line {line}: {detail}")]
+    MalformedExport { line: usize, detail: String },
+    #[error("the system random number generator failed: {0}")]
+    Random(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("vault database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A stable machine-readable name for the error (used by the window and by `--json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::WrongPassphrase => "wrong_passphrase",
+            Error::NoVault(_) => "no_vault",
+            Error::VaultExists(_) => "vault_exists",
+            Error::NotAVault { .. } => "not_a_vault",
+            Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Tampered(_) => "tampered",
+            Error::NoSuchKey(_) => "no_such_key",
+            Error::KeyExists(_) => "key_exists",
+            Error::NoSuchVersion { .. } => "no_such_version",
+            Error::InvalidName(_) => "invalid_name",
+            Error::InvalidKeyType(_) => "invalid_key_type",
+            Error::InvalidKeyState(_) => "invalid_key_state",
+            Error::InvalidDuration(_) => "invalid_duration",
+            Error::IllegalTransition { .. } => "illegal_transition",
+            Error::WrongKeyType { .. } => "wrong_key_type",
+            Error::NoActiveVersion { .. } => "no_active_version",
+            Error::VersionUnusable { .. } => "version_unusable",
+            Error::ForeignKey(_) => "foreign_key",
+            Error::NotEncryptedFile(_) => "not_encrypted_file",
+            Error::DecryptionFailed => "decryption_failed",
+            Error::BadSignature => "bad_signature",
+            Error::MalformedSignature(_) => "malformed_signature",
+            Error::InvalidTarget(_) => "invalid_target",
+            Error::EmptyPassphrase => "empty_passphrase",
+            Error::MalformedExport { .. } => "malformed_export",
+            Error::Random(_) => "random",
+            Error::Io { .. } => "io",
+            Error::Database(_) => "database",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn io(path: impl std::fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
+}
