@@ -25,6 +25,6 @@ mod tests {
     #[test]
     fn formats_utc() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_796_342_400), "2026-12-03T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_256_000), "2026-12-03T00:00:00Z");
     }
 }

@@ -1,0 +1,363 @@
+//! Vault-level properties: what a thief with the file, or someone editing it, can and cannot do.
+
+use std::path::{Path, PathBuf};
+
+use custos_core::{Error, InitOptions, KeyState, KeyType, Passphrase, Vault};
+use rusqlite::Connection;
+
+const PASS: &str = "correct horse battery staple";
+
+fn pass(s: &str) -> Passphrase {
+    Passphrase::new(s.into())
+}
+
+fn test_vault(dir: &Path) -> (PathBuf, Vault) {
+    let path = dir.join("vault.db");
+    let opts = InitOptions {
+        insecure_test_kdf: true,
+        ..InitOptions::default()
+    };
+    let v = Vault::init(&path, &pass(PASS), &opts, &mut |_| {}).unwrap();
+    (path, v)
+}
+
+fn unlock(path: &Path) -> Vault {
+    Vault::unlock(path, &pass(PASS), "test").unwrap()
+}
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    let mut all = std::fs::read(path).unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(w) = std::fs::read(PathBuf::from(wal)) {
+        all.extend(w);
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn stolen_file_holds_no_names_or_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("Radiology-PACS-master", KeyType::Symmetric256, None).unwrap();
+    v.create_key("Court filing signer", KeyType::Ed25519, None).unwrap();
+    // Check while the session is open (WAL present) and after it closed.
+    for _ in 0..2 {
+        let bytes = file_bytes(&path);
+        // Key types appear in audit details (the log is verifiable offline); names never do.
+        for secret in ["Radiology-PACS-master", "Court filing signer", PASS] {
+            assert!(!contains(&bytes, secret.as_bytes()), "{secret:?} found in the vault file");
+        }
+        v.lock();
+        v = unlock(&path);
+    }
+}
+
+#[test]
+fn wrong_passphrase_is_refused_audited_and_changes_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.lock();
+    let keys_before: Vec<Vec<u8>> = raw(&path)
+        .prepare("SELECT record FROM keys")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let err = Vault::unlock(&path, &pass("not it"), "mallory").unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase));
+    assert!(err.to_string().contains("wrong passphrase"));
+    let v = unlock(&path);
+    let log = v.audit_entries().unwrap();
+    let failed = log
+        .iter()
+        .find(|e| e.action == "vault.unlock" && e.actor == "mallory")
+        .expect("failed unlock in the log");
+    assert_eq!(serde_json::to_value(failed.outcome).unwrap(), "failed");
+    let keys_after: Vec<Vec<u8>> = raw(&path)
+        .prepare("SELECT record FROM keys")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(keys_before, keys_after);
+}
+
+#[test]
+fn sealed_blob_moved_between_rows_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("a", KeyType::Symmetric256, None).unwrap();
+    v.create_key("b", KeyType::Symmetric256, None).unwrap();
+    v.lock();
+    let db = raw(&path);
+    // Give key b the record of key a (so b would be renamed "a").
+    db.execute(
+        "UPDATE keys SET record = (SELECT record FROM keys ORDER BY id LIMIT 1)
+         WHERE id = (SELECT id FROM keys ORDER BY id DESC LIMIT 1)",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let v = unlock(&path);
+    assert!(matches!(v.list_keys(), Err(Error::Tampered(_))));
+}
+
+#[test]
+fn material_moved_between_versions_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.rotate_key("k").unwrap();
+    let src = dir.path().join("plain");
+    std::fs::write(&src, b"attack at dawn").unwrap();
+    v.encrypt_file("k", &src, &dir.path().join("enc")).unwrap(); // with version 2
+    v.lock();
+    let db = raw(&path);
+    db.execute(
+        "UPDATE key_versions SET material = (SELECT material FROM key_versions WHERE version = 1) WHERE version = 2",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let mut v = unlock(&path);
+    let err = v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap_err();
+    assert!(matches!(err, Error::Tampered(_)), "{err}");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn replaced_audit_key_is_detected_at_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, v) = test_vault(dir.path());
+    v.lock();
+    raw(&path)
+        .execute("UPDATE meta SET value = ?1 WHERE name = 'audit_public'", [[7u8; 32].to_vec()])
+        .unwrap();
+    assert!(matches!(Vault::unlock(&path, &pass(PASS), "t"), Err(Error::Tampered(_))));
+}
+
+#[test]
+fn illegal_transition_is_refused_logged_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let before = v.key_detail("k").unwrap();
+    let err = v.set_state("k", 1, KeyState::Destroyed).unwrap_err();
+    assert!(matches!(err, Error::IllegalTransition { .. }));
+    assert!(err.to_string().contains("decrypt-only, compromised"), "{err}");
+    let after = v.key_detail("k").unwrap();
+    assert_eq!(before.versions[0].state, after.versions[0].state);
+    let last = v.audit_entries().unwrap().pop().unwrap();
+    assert_eq!(last.action, "key.destroy");
+    assert_eq!(serde_json::to_value(last.outcome).unwrap(), "refused");
+    assert!(!last.detail.contains('k') || last.detail == "illegal_transition");
+}
+
+#[test]
+fn lifecycle_rotation_and_destruction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, vec![42u8; 200_000]).unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc1")).unwrap();
+    let d = v.rotate_key("k").unwrap();
+    assert_eq!(d.active_version, Some(2));
+    assert_eq!(d.versions[0].state, KeyState::DecryptOnly);
+    // Old files still open after rotation.
+    let r = v.decrypt_file(&dir.path().join("enc1"), &dir.path().join("out1")).unwrap();
+    assert_eq!(r.version, 1);
+    assert_eq!(std::fs::read(dir.path().join("out1")).unwrap(), vec![42u8; 200_000]);
+
+    let sealed_v1: Vec<u8> = raw(&path)
+        .query_row("SELECT material FROM key_versions WHERE version = 1", [], |r| r.get(0))
+        .unwrap();
+    v.destroy_version("k", 1).unwrap();
+    let d = v.key_detail("k").unwrap();
+    assert_eq!(d.versions[0].state, KeyState::Destroyed);
+    assert!(d.versions[0].allowed_states.is_empty());
+    let err = v.decrypt_file(&dir.path().join("enc1"), &dir.path().join("out2")).unwrap_err();
+    assert!(matches!(err, Error::VersionUnusable { .. }), "{err}");
+    assert!(!contains(&file_bytes(&path), &sealed_v1), "destroyed material still in the file");
+}
+
+#[test]
+fn passphrase_change_rewraps_only_the_root_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Ed25519, None).unwrap();
+    let pk = v.key_detail("k").unwrap().versions[0].public_key.clone();
+    assert!(matches!(
+        v.change_passphrase(&pass("wrong"), &pass("new one")),
+        Err(Error::WrongPassphrase)
+    ));
+    v.change_passphrase(&pass(PASS), &pass("new one")).unwrap();
+    v.lock();
+    assert!(matches!(Vault::unlock(&path, &pass(PASS), "t"), Err(Error::WrongPassphrase)));
+    let v = Vault::unlock(&path, &pass("new one"), "t").unwrap();
+    assert_eq!(v.key_detail("k").unwrap().versions[0].public_key, pk);
+    assert!(v.info().unwrap().insecure_test_kdf, "test vault stays flagged");
+}
+
+#[test]
+fn audit_tampering_names_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.rotate_key("k").unwrap();
+    assert!(v.audit_verify().unwrap().ok);
+    v.lock();
+    // Rewrite entry 3's detail in place.
+    let db = raw(&path);
+    let entry: String = db.query_row("SELECT entry FROM audit WHERE seq = 3", [], |r| r.get(0)).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    json["detail"] = "nothing happened here".into();
+    db.execute("UPDATE audit SET entry = ?1 WHERE seq = 3", [json.to_string()]).unwrap();
+    drop(db);
+    let mut v = unlock(&path);
+    let report = v.audit_verify().unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.first_broken, Some(3));
+    assert!(report.message.contains("entry 3"), "{}", report.message);
+}
+
+#[test]
+fn truncated_audit_log_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.lock();
+    // Drop entry 2 and renumber nothing: the gap must be named.
+    raw(&path).execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    let mut v = unlock(&path);
+    let report = v.audit_verify().unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.first_broken, Some(2));
+}
+
+#[test]
+fn export_verifies_offline_and_a_flipped_byte_names_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let _ = Vault::unlock(&path, &pass("bad"), "x"); // an unsigned entry in the middle
+    let out = dir.path().join("audit.jsonl");
+    v.audit_export(&out).unwrap();
+    let fp = v.info().unwrap().audit_key_fingerprint;
+    v.lock();
+    let report = custos_core::verify_export(&out, Some(&fp)).unwrap();
+    assert!(report.ok, "{}", report.message);
+
+    // Another key's fingerprint is refused.
+    assert!(custos_core::verify_export(&out, Some("0000-0000-0000-0000-0000-0000-0000-0000")).is_err());
+
+    // Flip one character inside the key.create entry's action ("key.create" -> "key.creatf").
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let idx = lines.iter().position(|l| l.contains("\"action\":\"key.create\"")).unwrap();
+    let seq = serde_json::from_str::<serde_json::Value>(&lines[idx]).unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(seq, 2, "init is entry 1, key.create entry 2");
+    lines[idx] = lines[idx].replacen("key.create", "key.creatf", 1);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let report = custos_core::verify_export(&bad, Some(&fp)).unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.first_broken, Some(2));
+    assert!(report.message.contains("entry 2"), "{}", report.message);
+}
+
+#[test]
+fn encrypted_file_tampering_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, vec![7u8; 300_000]).unwrap();
+    let enc = dir.path().join("enc");
+    v.encrypt_file("k", &plain, &enc).unwrap();
+    let good = std::fs::read(&enc).unwrap();
+    // Header, wrapped key, first chunk, last chunk, and truncation by one chunk.
+    let mut cases: Vec<Vec<u8>> = [20usize, 80, 200, good.len() - 3]
+        .iter()
+        .map(|&i| {
+            let mut b = good.clone();
+            b[i] ^= 0x80;
+            b
+        })
+        .collect();
+    cases.push(good[..good.len() - (300_000 % 65_536) - 16].to_vec());
+    for (i, bad) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("bad{i}"));
+        std::fs::write(&f, bad).unwrap();
+        let out = dir.path().join(format!("out{i}"));
+        assert!(v.decrypt_file(&f, &out).is_err(), "case {i} decrypted");
+        assert!(!out.exists(), "case {i} left output");
+        let mut partial = out.as_os_str().to_owned();
+        partial.push(".custos-partial");
+        assert!(!PathBuf::from(partial).exists(), "case {i} left a partial file");
+    }
+    // Wrong key type and refusal to overwrite.
+    v.create_key("s", KeyType::Ed25519, None).unwrap();
+    assert!(matches!(
+        v.encrypt_file("s", &plain, &dir.path().join("x")),
+        Err(Error::WrongKeyType { .. })
+    ));
+    assert!(v.encrypt_file("k", &plain, &enc).is_err(), "overwrote an existing file");
+}
+
+#[test]
+fn empty_file_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let plain = dir.path().join("empty");
+    std::fs::write(&plain, b"").unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc")).unwrap();
+    let r = v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap();
+    assert_eq!(r.bytes, 0);
+    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"");
+}
+
+#[test]
+fn exact_chunk_multiple_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let data: Vec<u8> = (0..2 * 65_536u32).map(|i| (i % 251) as u8).collect();
+    let plain = dir.path().join("p");
+    std::fs::write(&plain, &data).unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc")).unwrap();
+    v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), data);
+}
+
+#[test]
+fn real_init_is_never_weak() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let opts = InitOptions {
+        target_ms: 100,
+        insecure_test_kdf: false,
+    };
+    let v = Vault::init(&path, &pass(PASS), &opts, &mut |_| {}).unwrap();
+    let info = v.info().unwrap();
+    assert!(!info.insecure_test_kdf);
+    assert!(info.kdf.memory_kib >= 19 * 1024 && info.kdf.iterations >= 2);
+    assert!(info.kdf.salt_len >= 16);
+    assert!(matches!(
+        Vault::init(&path, &pass(PASS), &opts, &mut |_| {}),
+        Err(Error::VaultExists(_))
+    ));
+}
