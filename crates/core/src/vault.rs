@@ -1251,8 +1251,19 @@ impl Drop for Vault {
 
 /// Who is at the keyboard, for the audit log (custodians and their hardware come later).
 pub fn actor_name() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let from_env = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    // Launched without a login environment (a desktop launcher, a test driver): fall back to the home
+    // directory's name.
+    let user = from_env
+        .or_else(|| {
+            directories::BaseDirs::new().and_then(|d| {
+                d.home_dir()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
     format!("os-user:{user}")
 }

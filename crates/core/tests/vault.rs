@@ -47,14 +47,19 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn stolen_file_holds_no_names_or_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut v) = test_vault(dir.path());
-    v.create_key("Radiology-PACS-master", KeyType::Symmetric256, None).unwrap();
-    v.create_key("Court filing signer", KeyType::Ed25519, None).unwrap();
+    v.create_key("Radiology-PACS-master", KeyType::Symmetric256, None)
+        .unwrap();
+    v.create_key("Court filing signer", KeyType::Ed25519, None)
+        .unwrap();
     // Check while the session is open (WAL present) and after it closed.
     for _ in 0..2 {
         let bytes = file_bytes(&path);
         // Key types appear in audit details (the log is verifiable offline); names never do.
         for secret in ["Radiology-PACS-master", "Court filing signer", PASS] {
-            assert!(!contains(&bytes, secret.as_bytes()), "{secret:?} found in the vault file");
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{secret:?} found in the vault file"
+            );
         }
         v.lock();
         v = unlock(&path);
@@ -132,7 +137,9 @@ fn material_moved_between_versions_is_detected() {
     .unwrap();
     drop(db);
     let mut v = unlock(&path);
-    let err = v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap_err();
+    let err = v
+        .decrypt_file(&dir.path().join("enc"), &dir.path().join("out"))
+        .unwrap_err();
     assert!(matches!(err, Error::Tampered(_)), "{err}");
     assert!(!dir.path().join("out").exists());
 }
@@ -143,9 +150,15 @@ fn replaced_audit_key_is_detected_at_unlock() {
     let (path, v) = test_vault(dir.path());
     v.lock();
     raw(&path)
-        .execute("UPDATE meta SET value = ?1 WHERE name = 'audit_public'", [[7u8; 32].to_vec()])
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'audit_public'",
+            [[7u8; 32].to_vec()],
+        )
         .unwrap();
-    assert!(matches!(Vault::unlock(&path, &pass(PASS), "t"), Err(Error::Tampered(_))));
+    assert!(matches!(
+        Vault::unlock(&path, &pass(PASS), "t"),
+        Err(Error::Tampered(_))
+    ));
 }
 
 #[test]
@@ -156,7 +169,10 @@ fn illegal_transition_is_refused_logged_and_changes_nothing() {
     let before = v.key_detail("k").unwrap();
     let err = v.set_state("k", 1, KeyState::Destroyed).unwrap_err();
     assert!(matches!(err, Error::IllegalTransition { .. }));
-    assert!(err.to_string().contains("decrypt-only, compromised"), "{err}");
+    assert!(
+        err.to_string().contains("decrypt-only, compromised"),
+        "{err}"
+    );
     let after = v.key_detail("k").unwrap();
     assert_eq!(before.versions[0].state, after.versions[0].state);
     let last = v.audit_entries().unwrap().pop().unwrap();
@@ -172,25 +188,40 @@ fn lifecycle_rotation_and_destruction() {
     v.create_key("k", KeyType::Symmetric256, None).unwrap();
     let plain = dir.path().join("plain");
     std::fs::write(&plain, vec![42u8; 200_000]).unwrap();
-    v.encrypt_file("k", &plain, &dir.path().join("enc1")).unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc1"))
+        .unwrap();
     let d = v.rotate_key("k").unwrap();
     assert_eq!(d.active_version, Some(2));
     assert_eq!(d.versions[0].state, KeyState::DecryptOnly);
     // Old files still open after rotation.
-    let r = v.decrypt_file(&dir.path().join("enc1"), &dir.path().join("out1")).unwrap();
+    let r = v
+        .decrypt_file(&dir.path().join("enc1"), &dir.path().join("out1"))
+        .unwrap();
     assert_eq!(r.version, 1);
-    assert_eq!(std::fs::read(dir.path().join("out1")).unwrap(), vec![42u8; 200_000]);
+    assert_eq!(
+        std::fs::read(dir.path().join("out1")).unwrap(),
+        vec![42u8; 200_000]
+    );
 
     let sealed_v1: Vec<u8> = raw(&path)
-        .query_row("SELECT material FROM key_versions WHERE version = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT material FROM key_versions WHERE version = 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     v.destroy_version("k", 1).unwrap();
     let d = v.key_detail("k").unwrap();
     assert_eq!(d.versions[0].state, KeyState::Destroyed);
     assert!(d.versions[0].allowed_states.is_empty());
-    let err = v.decrypt_file(&dir.path().join("enc1"), &dir.path().join("out2")).unwrap_err();
+    let err = v
+        .decrypt_file(&dir.path().join("enc1"), &dir.path().join("out2"))
+        .unwrap_err();
     assert!(matches!(err, Error::VersionUnusable { .. }), "{err}");
-    assert!(!contains(&file_bytes(&path), &sealed_v1), "destroyed material still in the file");
+    assert!(
+        !contains(&file_bytes(&path), &sealed_v1),
+        "destroyed material still in the file"
+    );
 }
 
 #[test]
@@ -205,10 +236,16 @@ fn passphrase_change_rewraps_only_the_root_key() {
     ));
     v.change_passphrase(&pass(PASS), &pass("new one")).unwrap();
     v.lock();
-    assert!(matches!(Vault::unlock(&path, &pass(PASS), "t"), Err(Error::WrongPassphrase)));
+    assert!(matches!(
+        Vault::unlock(&path, &pass(PASS), "t"),
+        Err(Error::WrongPassphrase)
+    ));
     let v = Vault::unlock(&path, &pass("new one"), "t").unwrap();
     assert_eq!(v.key_detail("k").unwrap().versions[0].public_key, pk);
-    assert!(v.info().unwrap().insecure_test_kdf, "test vault stays flagged");
+    assert!(
+        v.info().unwrap().insecure_test_kdf,
+        "test vault stays flagged"
+    );
 }
 
 #[test]
@@ -221,10 +258,16 @@ fn audit_tampering_names_the_entry() {
     v.lock();
     // Rewrite entry 3's detail in place.
     let db = raw(&path);
-    let entry: String = db.query_row("SELECT entry FROM audit WHERE seq = 3", [], |r| r.get(0)).unwrap();
+    let entry: String = db
+        .query_row("SELECT entry FROM audit WHERE seq = 3", [], |r| r.get(0))
+        .unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&entry).unwrap();
     json["detail"] = "nothing happened here".into();
-    db.execute("UPDATE audit SET entry = ?1 WHERE seq = 3", [json.to_string()]).unwrap();
+    db.execute(
+        "UPDATE audit SET entry = ?1 WHERE seq = 3",
+        [json.to_string()],
+    )
+    .unwrap();
     drop(db);
     let mut v = unlock(&path);
     let report = v.audit_verify().unwrap();
@@ -240,7 +283,9 @@ fn truncated_audit_log_is_detected() {
     v.create_key("k", KeyType::Symmetric256, None).unwrap();
     v.lock();
     // Drop entry 2 and renumber nothing: the gap must be named.
-    raw(&path).execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    raw(&path)
+        .execute("DELETE FROM audit WHERE seq = 2", [])
+        .unwrap();
     let mut v = unlock(&path);
     let report = v.audit_verify().unwrap();
     assert!(!report.ok);
@@ -261,13 +306,20 @@ fn export_verifies_offline_and_a_flipped_byte_names_the_entry() {
     assert!(report.ok, "{}", report.message);
 
     // Another key's fingerprint is refused.
-    assert!(custos_core::verify_export(&out, Some("0000-0000-0000-0000-0000-0000-0000-0000")).is_err());
+    assert!(
+        custos_core::verify_export(&out, Some("0000-0000-0000-0000-0000-0000-0000-0000")).is_err()
+    );
 
     // Flip one character inside the key.create entry's action ("key.create" -> "key.creatf").
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    let idx = lines.iter().position(|l| l.contains("\"action\":\"key.create\"")).unwrap();
-    let seq = serde_json::from_str::<serde_json::Value>(&lines[idx]).unwrap()["seq"].as_u64().unwrap();
+    let idx = lines
+        .iter()
+        .position(|l| l.contains("\"action\":\"key.create\""))
+        .unwrap();
+    let seq = serde_json::from_str::<serde_json::Value>(&lines[idx]).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
     assert_eq!(seq, 2, "init is entry 1, key.create entry 2");
     lines[idx] = lines[idx].replacen("key.create", "key.creatf", 1);
     let bad = dir.path().join("bad.jsonl");
@@ -306,7 +358,10 @@ fn encrypted_file_tampering_writes_nothing() {
         assert!(!out.exists(), "case {i} left output");
         let mut partial = out.as_os_str().to_owned();
         partial.push(".custos-partial");
-        assert!(!PathBuf::from(partial).exists(), "case {i} left a partial file");
+        assert!(
+            !PathBuf::from(partial).exists(),
+            "case {i} left a partial file"
+        );
     }
     // Wrong key type and refusal to overwrite.
     v.create_key("s", KeyType::Ed25519, None).unwrap();
@@ -314,7 +369,10 @@ fn encrypted_file_tampering_writes_nothing() {
         v.encrypt_file("s", &plain, &dir.path().join("x")),
         Err(Error::WrongKeyType { .. })
     ));
-    assert!(v.encrypt_file("k", &plain, &enc).is_err(), "overwrote an existing file");
+    assert!(
+        v.encrypt_file("k", &plain, &enc).is_err(),
+        "overwrote an existing file"
+    );
 }
 
 #[test]
@@ -324,8 +382,11 @@ fn empty_file_round_trips() {
     v.create_key("k", KeyType::Symmetric256, None).unwrap();
     let plain = dir.path().join("empty");
     std::fs::write(&plain, b"").unwrap();
-    v.encrypt_file("k", &plain, &dir.path().join("enc")).unwrap();
-    let r = v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc"))
+        .unwrap();
+    let r = v
+        .decrypt_file(&dir.path().join("enc"), &dir.path().join("out"))
+        .unwrap();
     assert_eq!(r.bytes, 0);
     assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"");
 }
@@ -338,8 +399,10 @@ fn exact_chunk_multiple_round_trips() {
     let data: Vec<u8> = (0..2 * 65_536u32).map(|i| (i % 251) as u8).collect();
     let plain = dir.path().join("p");
     std::fs::write(&plain, &data).unwrap();
-    v.encrypt_file("k", &plain, &dir.path().join("enc")).unwrap();
-    v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out")).unwrap();
+    v.encrypt_file("k", &plain, &dir.path().join("enc"))
+        .unwrap();
+    v.decrypt_file(&dir.path().join("enc"), &dir.path().join("out"))
+        .unwrap();
     assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), data);
 }
 
