@@ -1,0 +1,27 @@
+// The app's own commands get generated `allow-<command>` permissions; capabilities/default.json
+// grants exactly these (plus event listen/unlisten) and nothing else.
+const COMMANDS: &[&str] = &[
+    "app_status",
+    "passphrase_strength",
+    "create_vault",
+    "unlock",
+    "lock",
+    "vault_info",
+    "list_keys",
+    "create_key",
+    "key_detail",
+    "rotate_key",
+    "set_key_state",
+    "destroy_version",
+    "set_rotation_policy",
+    "audit_entries",
+    "audit_verify",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri-build failed");
+}

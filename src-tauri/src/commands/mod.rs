@@ -1,0 +1,6 @@
+//! Thin `#[tauri::command]` functions over custos-core. No crypto here: every operation is the core's,
+//! and none of them returns key material.
+
+pub mod audit;
+pub mod keys;
+pub mod vault;

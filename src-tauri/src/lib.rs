@@ -1,0 +1,72 @@
+//! Custos desktop window: builds the Tauri app around custos-core.
+//!
+//! - [`session`] holds the unlocked vault (and only there), with the idle auto-lock.
+//! - [`commands`] are thin IPC commands; errors reach the window as [`error::AppError`] `{kind, message}`.
+//! - No cryptography happens in this crate, and no key material ever crosses the IPC boundary.
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod session;
+pub mod strength;
+
+use tauri::{Emitter, Manager, Runtime};
+
+use crate::config::Config;
+use crate::session::{LockedEvent, Session, EVENT_VAULT_LOCKED};
+
+/// Registers the state, the commands and the idle watcher on a builder (also used by the tests).
+pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, config: Config) -> tauri::Builder<R> {
+    builder
+        .manage(Session::new(config))
+        .invoke_handler(tauri::generate_handler![
+            commands::vault::app_status,
+            commands::vault::passphrase_strength,
+            commands::vault::create_vault,
+            commands::vault::unlock,
+            commands::vault::lock,
+            commands::vault::vault_info,
+            commands::keys::list_keys,
+            commands::keys::create_key,
+            commands::keys::key_detail,
+            commands::keys::rotate_key,
+            commands::keys::set_key_state,
+            commands::keys::destroy_version,
+            commands::keys::set_rotation_policy,
+            commands::audit::audit_entries,
+            commands::audit::audit_verify,
+        ])
+        .setup(|app| {
+            session::spawn_idle_watcher(app.handle().clone())?;
+            Ok(())
+        })
+}
+
+pub fn run() {
+    let config = match Config::from_process() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("custos-app: {}", err.message);
+            std::process::exit(2);
+        }
+    };
+    let app = match app_builder(tauri::Builder::default(), config).build(tauri::generate_context!())
+    {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("custos-app: could not start the window: {err}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Lock (audited, zeroized) rather than just dropping the session on quit.
+            if handle.state::<Session>().lock() {
+                let _ = handle.emit(EVENT_VAULT_LOCKED, LockedEvent { reason: "exit" });
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+// Typed wrappers over Tauri's `invoke`. Every failure is turned into an IpcError carrying the
+// backend's `{kind, message}`; the message is what the window shows.
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  AppStatus,
+  AuditEntry,
+  AuditReport,
+  CalibrationProgress,
+  KeyDetail,
+  KeyState,
+  KeySummary,
+  KeyType,
+  LockedEvent,
+  Strength,
+  VaultInfo,
+} from './types';
+
+export class IpcError extends Error {
+  readonly kind: string;
+  constructor(kind: string, message: string) {
+    super(message);
+    this.name = 'IpcError';
+    this.kind = kind;
+  }
+}
+
+/** The core writes messages as lower-case clauses ("wrong passphrase: …"); show them as sentences. */
+export function asSentence(message: string): string {
+  const text = message.trim();
+  if (text === '') return text;
+  const first = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?)]$/.test(first) ? first : `${first}.`;
+}
+
+export function toIpcError(err: unknown): IpcError {
+  if (err instanceof IpcError) return err;
+  if (err && typeof err === 'object' && 'kind' in err && 'message' in err) {
+    const e = err as { kind: unknown; message: unknown };
+    return new IpcError(String(e.kind), asSentence(String(e.message)));
+  }
+  if (err instanceof Error) return new IpcError('ipc', asSentence(err.message));
+  return new IpcError('ipc', asSentence(String(err)));
+}
+
+/** A command failed because the vault is locked (idle time-out or Lock elsewhere). */
+export function isLockedError(err: unknown): boolean {
+  return err instanceof IpcError && err.kind === 'vault_locked';
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (err) {
+    throw toIpcError(err);
+  }
+}
+
+export const EVENT_VAULT_LOCKED = 'vault-locked';
+export const EVENT_CALIBRATION_PROGRESS = 'calibration-progress';
+
+export const ipc = {
+  appStatus: () => call<AppStatus>('app_status'),
+  passphraseStrength: (passphrase: string) => call<Strength>('passphrase_strength', { passphrase }),
+  createVault: (opts: {
+    passphrase: string;
+    confirmation: string;
+    targetMs?: number | null;
+    insecureTestKdf: boolean;
+  }) =>
+    call<VaultInfo>('create_vault', {
+      passphrase: opts.passphrase,
+      confirmation: opts.confirmation,
+      targetMs: opts.targetMs ?? null,
+      insecureTestKdf: opts.insecureTestKdf,
+    }),
+  unlock: (passphrase: string) => call<VaultInfo>('unlock', { passphrase }),
+  lock: () => call<void>('lock'),
+  vaultInfo: () => call<VaultInfo>('vault_info'),
+
+  listKeys: () => call<KeySummary[]>('list_keys'),
+  createKey: (name: string, keyType: KeyType, rotateEvery: string | null) =>
+    call<KeyDetail>('create_key', { name, keyType, rotateEvery }),
+  keyDetail: (name: string) => call<KeyDetail>('key_detail', { name }),
+  rotateKey: (name: string) => call<KeyDetail>('rotate_key', { name }),
+  setKeyState: (name: string, version: number, state: KeyState) =>
+    call<KeyDetail>('set_key_state', { name, version, state }),
+  destroyVersion: (name: string, version: number) =>
+    call<KeyDetail>('destroy_version', { name, version }),
+  setRotationPolicy: (name: string, every: string | null) =>
+    call<KeyDetail>('set_rotation_policy', { name, every }),
+
+  auditEntries: () => call<AuditEntry[]>('audit_entries'),
+  auditVerify: () => call<AuditReport>('audit_verify'),
+};
+
+export function onVaultLocked(cb: (ev: LockedEvent) => void): Promise<UnlistenFn> {
+  return listen<LockedEvent>(EVENT_VAULT_LOCKED, (e) => cb(e.payload));
+}
+
+export function onCalibrationProgress(cb: (p: CalibrationProgress) => void): Promise<UnlistenFn> {
+  return listen<CalibrationProgress>(EVENT_CALIBRATION_PROGRESS, (e) => cb(e.payload));
+}
