@@ -254,7 +254,15 @@ fn new_passphrase(env: &str, file: Option<&Path>, label: &str) -> CliResult<Pass
 fn unlock(cli: &Cli) -> CliResult<Vault> {
     let path = vault_path(cli)?;
     let pass = passphrase(cli)?;
-    Ok(Vault::unlock(&path, &pass, &actor_name())?)
+    unlock_with(&path, &pass)
+}
+
+fn unlock_with(path: &Path, pass: &Passphrase) -> CliResult<Vault> {
+    let v = Vault::unlock(path, pass, &actor_name())?;
+    if let Some(w) = v.integrity_warning() {
+        eprintln!("WARNING: AUDIT LOG INTEGRITY: {w}. Run `custos audit verify` and investigate.");
+    }
+    Ok(v)
 }
 
 fn print_json<T: Serialize>(v: &T) -> CliResult {
@@ -341,6 +349,12 @@ fn run(cli: Cli) -> CliResult {
                     output.display()
                 );
             }
+            if r.state == KeyState::Compromised {
+                eprintln!(
+                    "WARNING: {:?} version {} is marked compromised: whoever holds the leaked key could have made this file",
+                    r.key, r.version
+                );
+            }
         }
         Command::Sign {
             key,
@@ -424,13 +438,13 @@ fn vault_cmd(cli: &Cli, cmd: &VaultCmd) -> CliResult {
                 new_passphrase_file.as_deref(),
                 "New passphrase",
             )?;
-            let mut v = Vault::unlock(&vault_path(cli)?, &old, &actor_name())?;
+            let mut v = unlock_with(&vault_path(cli)?, &old)?;
             v.change_passphrase(&old, &new)?;
             println!("passphrase changed (the root key was re-wrapped; keys are untouched)");
         }
         VaultCmd::Rekdf { target_ms } => {
             let pass = passphrase(cli)?;
-            let mut v = Vault::unlock(&vault_path(cli)?, &pass, &actor_name())?;
+            let mut v = unlock_with(&vault_path(cli)?, &pass)?;
             let kdf = v.rekdf(&pass, *target_ms, &mut progress_printer(cli.json))?;
             if cli.json {
                 print_json(&kdf)?;
@@ -620,9 +634,11 @@ fn audit_cmd(cli: &Cli, cmd: &AuditCmd) -> CliResult {
                     .map(|info| info.audit_key_fingerprint),
             };
             let report = custos_core::verify_export(file, pinned.as_deref())?;
-            if pinned.is_none() && !cli.json {
-                println!(
-                    "note: signed by audit key {}; compare it with the fingerprint recorded for this vault (or pass --expect-key)",
+            if pinned.is_none() {
+                eprintln!(
+                    "WARNING: the export is signed by audit key {}, which was not checked against a known key \
+                     (no --expect-key, and the vault at --vault is not the one that wrote it). Compare the \
+                     fingerprint with the one recorded when the vault was created.",
                     report.audit_key_fingerprint
                 );
             }
@@ -653,7 +669,9 @@ fn audit_cmd(cli: &Cli, cmd: &AuditCmd) -> CliResult {
                 let target = match (&e.key_name, &e.key_id, e.version) {
                     (Some(n), _, Some(ver)) => format!("{n} v{ver}"),
                     (Some(n), _, None) => n.clone(),
-                    (None, Some(id), _) => format!("key {}", &id[..8.min(id.len())]),
+                    (None, Some(id), _) => {
+                        format!("key {}", id.chars().take(8).collect::<String>())
+                    }
                     _ => String::new(),
                 };
                 let outcome = serde_json::to_value(e.outcome)

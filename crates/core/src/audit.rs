@@ -98,6 +98,11 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
     pub ok: bool,
+    /// The vault the log belongs to.
+    pub vault_id: String,
+    /// Whether the audit key was checked against a known one (the vault's, or `--expect-key`). An
+    /// unpinned export proves only that it is self-consistent.
+    pub key_pinned: bool,
     pub entries: u64,
     pub signed_through: Option<u64>,
     pub unsigned_tail: u64,
@@ -249,16 +254,21 @@ fn unreadable(seq: u64) -> RawEntry {
     }
 }
 
-/// Check hashes, links, sequence numbers and checkpoint signatures. Names the first broken entry.
+/// Check hashes, links, sequence numbers and checkpoints, and that every entry the vault wrote while
+/// unlocked has its own signed checkpoint. Names the first broken entry. With `all_signatures` false only
+/// the newest checkpoint's signature is checked (the quick check at unlock).
 pub(crate) fn verify_chain(
     vault_id: &[u8; 16],
     public: &VerifyingKey,
     entries: &[RawEntry],
     checkpoints: &[Checkpoint],
+    all_signatures: bool,
 ) -> AuditReport {
     let fingerprint = key_fingerprint(public.as_bytes());
     let broken = |seq: u64, message: String| AuditReport {
         ok: false,
+        vault_id: hex::encode(vault_id),
+        key_pinned: true,
         entries: entries.len() as u64,
         signed_through: None,
         unsigned_tail: 0,
@@ -297,8 +307,28 @@ pub(crate) fn verify_chain(
         }
         prev = e.hash.clone();
     }
-    let mut signed_through = None;
+    // Checkpoints: a valid signature over an existing entry's hash.
+    let last_checkpoint = checkpoints.iter().map(|c| c.seq).max();
+    let mut covered = std::collections::HashSet::with_capacity(checkpoints.len());
     for c in checkpoints {
+        if all_signatures || Some(c.seq) == last_checkpoint {
+            let sig_ok = checkpoint_message(vault_id, c.seq, &c.hash)
+                .zip(
+                    hex::decode(&c.signature)
+                        .ok()
+                        .and_then(|b| Signature::from_slice(&b).ok()),
+                )
+                .is_some_and(|(m, s)| public.verify(&m, &s).is_ok());
+            if !sig_ok {
+                return broken(
+                    c.seq,
+                    format!(
+                        "the signed checkpoint at entry {} has an invalid signature: it was forged or altered",
+                        c.seq
+                    ),
+                );
+            }
+        }
         let Some(e) = entries.get((c.seq as usize).wrapping_sub(1)) else {
             return broken(
                 entries.len() as u64 + 1,
@@ -309,22 +339,6 @@ pub(crate) fn verify_chain(
                 ),
             );
         };
-        let sig_ok = checkpoint_message(vault_id, c.seq, &c.hash)
-            .zip(
-                hex::decode(&c.signature)
-                    .ok()
-                    .and_then(|b| Signature::from_slice(&b).ok()),
-            )
-            .is_some_and(|(m, s)| public.verify(&m, &s).is_ok());
-        if !sig_ok {
-            return broken(
-                c.seq,
-                format!(
-                    "the signed checkpoint at entry {} has an invalid signature",
-                    c.seq
-                ),
-            );
-        }
         if c.hash != e.hash {
             return broken(
                 c.seq,
@@ -334,32 +348,49 @@ pub(crate) fn verify_chain(
                 ),
             );
         }
-        signed_through = Some(signed_through.map_or(c.seq, |s: u64| s.max(c.seq)));
+        covered.insert(c.seq);
+    }
+    // The vault signs every entry it writes while unlocked; only a failed unlock is written without
+    // the signing key. Any other entry without its own checkpoint was inserted or rewritten.
+    for e in entries {
+        if !covered.contains(&e.seq) && !is_written_locked(e) {
+            return broken(
+                e.seq,
+                format!(
+                    "entry {} has no signed checkpoint of its own: it was inserted or rewritten, or its checkpoint was deleted",
+                    e.seq
+                ),
+            );
+        }
     }
     let n = entries.len() as u64;
-    let unsigned_tail = n - signed_through.unwrap_or(0);
-    let Some(through) = signed_through else {
+    let Some(through) = last_checkpoint else {
         return AuditReport {
             ok: false,
+            vault_id: hex::encode(vault_id),
+            key_pinned: true,
             entries: n,
             signed_through: None,
-            unsigned_tail,
+            unsigned_tail: n,
             first_broken: None,
             head_hash: entries.last().map(|e| e.hash.clone()),
             audit_key_fingerprint: fingerprint,
             message: "no signed checkpoint: the log cannot be trusted".into(),
         };
     };
+    let unsigned_tail = n.saturating_sub(through);
     let mut message = format!(
         "audit chain OK: {n} entries, hash-chained, signed through entry {through} by audit key {fingerprint}"
     );
     if unsigned_tail > 0 {
         message.push_str(&format!(
-            "; the last {unsigned_tail} entries were written while the vault was locked (e.g. failed unlocks) and are chained but not yet signed"
+            "; the last {unsigned_tail} entries are failed unlock attempts, written while the vault was locked: chained, and signed at the next unlock"
         ));
     }
     AuditReport {
         ok: true,
+        vault_id: hex::encode(vault_id),
+        key_pinned: true,
         entries: n,
         signed_through: Some(through),
         unsigned_tail,
@@ -368,6 +399,15 @@ pub(crate) fn verify_chain(
         audit_key_fingerprint: fingerprint,
         message,
     }
+}
+
+/// An entry the vault writes without its signing key: a failed unlock (the only thing that happens
+/// while the vault is locked).
+pub(crate) fn is_written_locked(e: &RawEntry) -> bool {
+    e.action == "vault.unlock"
+        && e.outcome == Outcome::Failed
+        && e.key_id.is_none()
+        && e.version.is_none()
 }
 
 /// First line of an export.
@@ -449,6 +489,12 @@ pub fn verify_export(path: &Path, expected_fingerprint: Option<&str>) -> Result<
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
         .ok_or_else(|| malformed(1, "bad audit_public_key".into()))?;
     let fingerprint = key_fingerprint(public.as_bytes());
+    if header.audit_key_fingerprint != fingerprint {
+        return Err(malformed(
+            1,
+            "the header's audit_key_fingerprint does not match its audit_public_key".into(),
+        ));
+    }
     if let Some(expected) = expected_fingerprint {
         if expected.trim().to_ascii_lowercase() != fingerprint {
             return Err(Error::Tampered(format!(
@@ -475,6 +521,8 @@ pub fn verify_export(path: &Path, expected_fingerprint: Option<&str>) -> Result<
                 let seq = entries.len() + 1;
                 return Ok(AuditReport {
                     ok: false,
+                    vault_id: header.vault_id.clone(),
+                    key_pinned: expected_fingerprint.is_some(),
                     entries: entries.len() as u64,
                     signed_through: None,
                     unsigned_tail: 0,
@@ -488,5 +536,12 @@ pub fn verify_export(path: &Path, expected_fingerprint: Option<&str>) -> Result<
             }
         }
     }
-    Ok(verify_chain(&vault_id, &public, &entries, &checkpoints))
+    let mut report = verify_chain(&vault_id, &public, &entries, &checkpoints, true);
+    report.key_pinned = expected_fingerprint.is_some();
+    if !report.key_pinned && report.ok {
+        report.message.push_str(
+            "; WARNING: the audit key was not pinned: compare its fingerprint with the one recorded for this vault",
+        );
+    }
+    Ok(report)
 }

@@ -57,24 +57,31 @@ impl Header {
     }
 }
 
-/// Writes to `<out>.custos-partial` and renames onto `out` only when complete; removes the partial file
-/// on any failure, so a failed run never leaves plaintext or half a file behind.
-struct AtomicOutput {
+/// An output file written under `<out>.custos-partial` and published under its real name only when
+/// complete and after its audit entry is committed ([`PendingOutput::publish`]). Until then — on any
+/// error, panic or early return — dropping it removes the partial file, so a failed run never leaves
+/// plaintext or half a file behind.
+pub(crate) struct PendingOutput {
     partial: PathBuf,
     target: PathBuf,
     writer: Option<BufWriter<File>>,
+    published: bool,
 }
 
-impl AtomicOutput {
-    fn create(target: &Path) -> Result<Self> {
+fn exists_error(target: &Path) -> Error {
+    Error::io(
+        target.display(),
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "output exists: refusing to overwrite it",
+        ),
+    )
+}
+
+impl PendingOutput {
+    pub(crate) fn create(target: &Path) -> Result<Self> {
         if target.exists() {
-            return Err(Error::io(
-                target.display(),
-                std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "output exists: refusing to overwrite it",
-                ),
-            ));
+            return Err(exists_error(target));
         }
         let mut name = target.as_os_str().to_owned();
         name.push(".custos-partial");
@@ -86,40 +93,68 @@ impl AtomicOutput {
         let file = opts
             .open(&partial)
             .map_err(|e| Error::io(partial.display(), e))?;
-        Ok(AtomicOutput {
+        Ok(PendingOutput {
             partial,
             target: target.to_path_buf(),
             writer: Some(BufWriter::with_capacity(CHUNK * 2, file)),
+            published: false,
         })
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let w = self
             .writer
             .as_mut()
-            .ok_or_else(|| Error::Internal("output already finished".into()))?;
+            .ok_or_else(|| Error::Internal("output already complete".into()))?;
         w.write_all(bytes)
             .map_err(|e| Error::io(self.partial.display(), e))
     }
 
-    fn finish(mut self) -> Result<()> {
+    /// Flush and fsync: the content is complete and durable, still under the partial name.
+    pub(crate) fn complete(&mut self) -> Result<()> {
         let w = self
             .writer
             .take()
-            .ok_or_else(|| Error::Internal("output already finished".into()))?;
+            .ok_or_else(|| Error::Internal("output already complete".into()))?;
         let file = w
             .into_inner()
             .map_err(|e| Error::io(self.partial.display(), e.into_error()))?;
         file.sync_all()
-            .map_err(|e| Error::io(self.partial.display(), e))?;
-        std::fs::rename(&self.partial, &self.target)
-            .map_err(|e| Error::io(self.target.display(), e))
+            .map_err(|e| Error::io(self.partial.display(), e))
+    }
+
+    /// Give the complete file its real name, never replacing a file that appeared meanwhile.
+    pub(crate) fn publish(mut self) -> Result<()> {
+        if self.writer.is_some() {
+            return Err(Error::Internal(
+                "output published before it was complete".into(),
+            ));
+        }
+        match std::fs::hard_link(&self.partial, &self.target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&self.partial);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(exists_error(&self.target))
+            }
+            // File systems without hard links (FAT on removable media): check, then rename.
+            Err(_) => {
+                if self.target.exists() {
+                    return Err(exists_error(&self.target));
+                }
+                std::fs::rename(&self.partial, &self.target)
+                    .map_err(|e| Error::io(self.target.display(), e))?;
+            }
+        }
+        self.published = true;
+        Ok(())
     }
 }
 
-impl Drop for AtomicOutput {
+impl Drop for PendingOutput {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if !self.published {
+            drop(self.writer.take());
             let _ = std::fs::remove_file(&self.partial);
         }
     }
@@ -152,7 +187,7 @@ pub(crate) fn encrypt_path(
     material: &SecretKey,
     input: &Path,
     output: &Path,
-) -> Result<u64> {
+) -> Result<(u64, PendingOutput)> {
     let mut reader = BufReader::with_capacity(
         CHUNK * 2,
         File::open(input).map_err(|e| Error::io(input.display(), e))?,
@@ -174,7 +209,7 @@ pub(crate) fn encrypt_path(
         file_key.expose(),
     )?;
 
-    let mut out = AtomicOutput::create(output)?;
+    let mut out = PendingOutput::create(output)?;
     out.write(&bound)?;
     out.write(&(header.wrapped_file_key.len() as u16).to_be_bytes())?;
     out.write(&header.wrapped_file_key)?;
@@ -193,8 +228,8 @@ pub(crate) fn encrypt_path(
             break;
         }
     }
-    out.finish()?;
-    Ok(total)
+    out.complete()?;
+    Ok((total, out))
 }
 
 /// Parse the header of an encrypted file; the reader is left at the first chunk.
@@ -237,7 +272,7 @@ pub(crate) fn decrypt_to_path(
     mut reader: BufReader<File>,
     material: &SecretKey,
     output: &Path,
-) -> Result<u64> {
+) -> Result<(u64, PendingOutput)> {
     let bound = header.bound_bytes();
     let file_key = open(
         material,
@@ -247,7 +282,7 @@ pub(crate) fn decrypt_to_path(
     .map_err(|_| Error::DecryptionFailed)?;
     let file_key = SecretKey::from_slice(file_key.expose()).map_err(|_| Error::DecryptionFailed)?;
     let mut stream = Stream::new_decryptor(&file_key, header.prefix);
-    let mut out = AtomicOutput::create(output)?;
+    let mut out = PendingOutput::create(output)?;
     let mut total = 0u64;
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK + TAG_LEN));
     let path = output;
@@ -263,8 +298,8 @@ pub(crate) fn decrypt_to_path(
             break;
         }
     }
-    out.finish()?;
-    Ok(total)
+    out.complete()?;
+    Ok((total, out))
 }
 
 /// A detached signature file.
@@ -321,7 +356,7 @@ pub(crate) fn sign_path(
     material: &SecretKey,
     input: &Path,
     out: &Path,
-) -> Result<()> {
+) -> Result<PendingOutput> {
     let msg = signed_message(key_id, version, input)?;
     let sig = SigningKey::from_bytes(material.expose()).sign(&msg);
     let file = SignatureFile {
@@ -333,10 +368,11 @@ pub(crate) fn sign_path(
         signature: hex::encode(sig.to_bytes()),
     };
     let json = serde_json::to_string_pretty(&file).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut o = AtomicOutput::create(out)?;
+    let mut o = PendingOutput::create(out)?;
     o.write(json.as_bytes())?;
     o.write(b"\n")?;
-    o.finish()
+    o.complete()?;
+    Ok(o)
 }
 
 pub(crate) fn read_signature(path: &Path) -> Result<SignatureFile> {
@@ -365,4 +401,59 @@ pub(crate) fn verify_path(sig: &SignatureFile, public_hex: &str, input: &Path) -
         .ok_or_else(|| Error::MalformedSignature("signature is not 64 bytes of hex".into()))?;
     let msg = signed_message(&sig.key_id, sig.version, input)?;
     vk.verify(&msg, &signature).map_err(|_| Error::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial_of(p: &Path) -> PathBuf {
+        let mut n = p.as_os_str().to_owned();
+        n.push(".custos-partial");
+        PathBuf::from(n)
+    }
+
+    #[test]
+    fn unpublished_output_is_removed_even_when_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let mut o = PendingOutput::create(&target).unwrap();
+        o.write(b"plaintext").unwrap();
+        o.complete().unwrap();
+        assert!(partial_of(&target).exists());
+        drop(o); // e.g. the audit commit failed
+        assert!(!partial_of(&target).exists());
+        assert!(!target.exists());
+    }
+
+    #[test]
+    fn publish_never_replaces_a_file_that_appeared_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let mut o = PendingOutput::create(&target).unwrap();
+        o.write(b"new").unwrap();
+        o.complete().unwrap();
+        std::fs::write(&target, b"someone else's").unwrap();
+        assert!(o.publish().is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"someone else's");
+        assert!(!partial_of(&target).exists());
+    }
+
+    #[test]
+    fn published_output_has_its_name_and_owner_only_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let mut o = PendingOutput::create(&target).unwrap();
+        o.write(b"data").unwrap();
+        o.complete().unwrap();
+        o.publish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"data");
+        assert!(!partial_of(&target).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        }
+    }
 }

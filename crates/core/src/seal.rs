@@ -41,6 +41,8 @@ pub(crate) enum Purpose {
     AuditKey = 6,
     /// The per-file key of an encrypted file, wrapped by a key version's material.
     FileKey = 7,
+    /// The vault's state seal: the audit head and a digest of every key row, sealed by the root key.
+    StateSeal = 8,
 }
 
 /// The associated data of a sealed value: where it belongs.

@@ -107,10 +107,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         path: path.to_path_buf(),
         detail,
     };
-    let mut conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .map_err(|e| not_a_vault(e.to_string()))?;
-    configure(&conn).map_err(|e| not_a_vault(e.to_string()))?;
-    let v = schema_version(&conn).map_err(|e| not_a_vault(e.to_string()))?;
+    // Only "this is not a database" means not a vault; I/O errors and lock time-outs stay what they are.
+    let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => not_a_vault("not an SQLite database".into()),
+        _ => Error::Database(e),
+    };
+    let mut conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(classify)?;
+    configure(&conn).map_err(|e| match e {
+        Error::Database(d) => classify(d),
+        other => other,
+    })?;
+    let v = schema_version(&conn)?;
     if v == 0 {
         return Err(not_a_vault("no Custos schema".into()));
     }

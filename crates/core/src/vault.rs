@@ -88,6 +88,8 @@ pub struct VaultInfo {
     pub kdf: KdfInfo,
     pub audit_entries: u64,
     pub audit_key_fingerprint: String,
+    /// Set when the audit log failed its check at unlock; show it on every screen.
+    pub audit_warning: Option<String>,
 }
 
 /// Result of decrypting a file: which key version opened it.
@@ -95,6 +97,8 @@ pub struct VaultInfo {
 pub struct DecryptReport {
     pub key: String,
     pub version: u32,
+    /// The version's state: `compromised` means whoever holds the leaked key could have made this file.
+    pub state: KeyState,
     pub bytes: u64,
 }
 
@@ -254,9 +258,91 @@ impl Ctx {
         }
     }
 
+    /// Append a signed audit entry and re-seal the vault state (audit head + digest of every key row)
+    /// in the caller's transaction. Every mutation ends here.
     fn append(&self, tx: &Transaction<'_>, draft: Draft<'_>) -> Result<()> {
-        audit::append(tx, &self.vault_id, Some(&self.audit_key), draft).map(|_| ())
+        let entry = audit::append(tx, &self.vault_id, Some(&self.audit_key), draft)?;
+        let state = StateSeal {
+            audit_seq: entry.seq,
+            audit_hash: entry.hash,
+            keys_digest: keys_digest(tx)?,
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        let sealed = seal(
+            &self.root,
+            &self.binding(Purpose::StateSeal, None, 0),
+            &json,
+        )?;
+        store::set_meta(tx, "state_seal", &sealed)
     }
+
+    fn state_seal(&self, conn: &Connection) -> Result<StateSeal> {
+        let sealed = store::require_meta(conn, "state_seal")?;
+        let bytes = open(
+            &self.root,
+            &self.binding(Purpose::StateSeal, None, 0),
+            &sealed,
+        )
+        .map_err(|_| Error::Tampered("the vault's state seal does not open".into()))?;
+        serde_json::from_slice(bytes.expose())
+            .map_err(|_| Error::Tampered("the vault's state seal is unreadable".into()))
+    }
+
+    /// The key tables must be exactly what the last operation sealed: no row changed, replayed
+    /// (an old sealed record put back), added or deleted outside Custos.
+    fn check_keys(&self, conn: &Connection) -> Result<()> {
+        if self.state_seal(conn)?.keys_digest != keys_digest(conn)? {
+            return Err(Error::Tampered(
+                "the key tables differ from the vault's sealed state: rows were changed, replayed or deleted outside Custos".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the last operation sealed: the audit head it wrote and a digest of every key row.
+#[derive(Serialize, Deserialize)]
+struct StateSeal {
+    audit_seq: u64,
+    audit_hash: String,
+    keys_digest: String,
+}
+
+/// SHA-256 over every row of `keys` and `key_versions`, length-prefixed, in primary-key order.
+/// Sealed blobs carry random nonces, so a replayed old blob changes the digest.
+fn keys_digest(conn: &Connection) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    fn field(h: &mut Sha256, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                h.update((b.len() as u64).to_be_bytes());
+                h.update(b);
+            }
+            None => h.update(u64::MAX.to_be_bytes()),
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"custos-keys-digest-v1\0");
+    let mut stmt = conn.prepare("SELECT id, record, kek FROM keys ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        h.update(b"K");
+        for i in 0..3 {
+            field(&mut h, Some(&r.get::<_, Vec<u8>>(i)?));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT key_id, version, record, material FROM key_versions ORDER BY key_id, version",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        h.update(b"V");
+        field(&mut h, Some(&r.get::<_, Vec<u8>>(0)?));
+        field(&mut h, Some(&r.get::<_, i64>(1)?.to_be_bytes()));
+        field(&mut h, Some(&r.get::<_, Vec<u8>>(2)?));
+        field(&mut h, r.get::<_, Option<Vec<u8>>>(3)?.as_deref());
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// An unlocked vault session: an open vault file and the root key in memory.
@@ -265,6 +351,7 @@ pub struct Vault {
     conn: Connection,
     path: PathBuf,
     ctx: Ctx,
+    integrity_warning: Option<String>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -282,8 +369,21 @@ fn vault_id_of(conn: &Connection) -> Result<[u8; 16]> {
 }
 
 fn kdf_of(conn: &Connection) -> Result<KdfParams> {
-    serde_json::from_slice(&store::require_meta(conn, "kdf")?)
-        .map_err(|_| Error::Tampered("KDF parameters are unreadable".into()))
+    let p: KdfParams = serde_json::from_slice(&store::require_meta(conn, "kdf")?)
+        .map_err(|_| Error::Tampered("KDF parameters are unreadable".into()))?;
+    // Unauthenticated until the root key opens: refuse values that would exhaust memory or hang.
+    let sane = (1..=16).contains(&p.parallelism)
+        && p.memory_kib >= 8 * p.parallelism
+        && p.memory_kib <= 4 * kdf::MAX_MEMORY_KIB
+        && (1..=64).contains(&p.iterations)
+        && (16..=64).contains(&p.salt.len());
+    if !sane {
+        return Err(Error::Tampered(format!(
+            "KDF parameters out of range (m={} KiB, t={}, p={})",
+            p.memory_kib, p.iterations, p.parallelism
+        )));
+    }
+    Ok(p)
 }
 
 fn audit_public_of(conn: &Connection) -> Result<ed25519_dalek::VerifyingKey> {
@@ -326,6 +426,7 @@ fn unwrap_root(conn: &Connection, vault_id: &[u8; 16], pass: &Passphrase) -> Res
 }
 
 fn load_keys(conn: &Connection, ctx: &Ctx) -> Result<Vec<KeyRow>> {
+    ctx.check_keys(conn)?;
     let mut stmt = conn.prepare("SELECT id, record, kek FROM keys")?;
     let rows = stmt
         .query_map([], |r| {
@@ -384,7 +485,20 @@ fn load_versions(conn: &Connection, ctx: &Ctx, key_id: &[u8; 16]) -> Result<Vec<
                 material,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(|versions| {
+            let active = versions
+                .iter()
+                .filter(|v| v.record.state == KeyState::Active)
+                .count();
+            if active > 1 {
+                return Err(Error::Tampered(format!(
+                    "key {} has {active} active versions",
+                    hex::encode(key_id)
+                )));
+            }
+            Ok(versions)
+        })
 }
 
 fn version_of<'a>(
@@ -517,6 +631,40 @@ fn refusal_outcome(e: &Error) -> Option<Outcome> {
     }
 }
 
+/// The quick audit check at unlock: the log still holds the head the last operation sealed, nothing but
+/// failed unlocks after it, an intact chain, and a valid newest checkpoint. `Some(message)` if not.
+fn audit_integrity(conn: &Connection, ctx: &Ctx) -> Result<Option<String>> {
+    let state = ctx.state_seal(conn)?;
+    let (entries, checkpoints) = audit::load(conn)?;
+    let sealed_head = entries
+        .get((state.audit_seq as usize).wrapping_sub(1))
+        .filter(|e| e.hash == state.audit_hash);
+    if sealed_head.is_none() {
+        return Ok(Some(format!(
+            "audit log rolled back or altered: entry {} is not the one the vault sealed",
+            state.audit_seq
+        )));
+    }
+    if let Some(e) = entries
+        .iter()
+        .skip(state.audit_seq as usize)
+        .find(|e| !audit::is_written_locked(e))
+    {
+        return Ok(Some(format!(
+            "audit log altered: entry {} was added after the vault's last sealed state",
+            e.seq
+        )));
+    }
+    let report = audit::verify_chain(
+        &ctx.vault_id,
+        &ctx.audit_key.verifying_key(),
+        &entries,
+        &checkpoints,
+        false,
+    );
+    Ok((!report.ok).then_some(report.message))
+}
+
 impl Vault {
     /// `<user data dir>/custos/vault.db` (on Linux `~/.local/share/custos/vault.db`).
     pub fn default_path() -> Result<PathBuf> {
@@ -611,6 +759,7 @@ impl Vault {
             conn,
             path: path.to_path_buf(),
             ctx,
+            integrity_warning: None,
         })
     }
 
@@ -665,14 +814,51 @@ impl Vault {
             audit_key,
             actor: actor.to_string(),
         };
+        // Key rows changed behind Custos's back: refuse, and never re-seal that state.
+        if let Err(e) = ctx.check_keys(&conn) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            audit::append(
+                &tx,
+                &vault_id,
+                None,
+                Draft {
+                    action: "vault.unlock",
+                    actor,
+                    key_id: None,
+                    version: None,
+                    outcome: Outcome::Failed,
+                    detail: "refused: the key tables failed the integrity check".into(),
+                },
+            )?;
+            tx.commit()?;
+            return Err(e);
+        }
+        // A damaged audit log does not lock the officer out of the keys, but it is reported on every
+        // screen and recorded.
+        let integrity_warning = audit_integrity(&conn, &ctx)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         ctx.append(&tx, ctx.draft("vault.unlock", None, None, String::new()))?;
+        if let Some(w) = &integrity_warning {
+            ctx.append(
+                &tx,
+                Draft {
+                    outcome: Outcome::Failed,
+                    ..ctx.draft("audit.check", None, None, w.clone())
+                },
+            )?;
+        }
         tx.commit()?;
         Ok(Vault {
             conn,
             path: path.to_path_buf(),
             ctx,
+            integrity_warning,
         })
+    }
+
+    /// Set at unlock when the audit log failed its check (altered, truncated or rolled back).
+    pub fn integrity_warning(&self) -> Option<&str> {
+        self.integrity_warning.as_deref()
     }
 
     /// Lock: record it and forget the keys.
@@ -756,6 +942,7 @@ impl Vault {
             audit_key_fingerprint: audit::key_fingerprint(
                 self.ctx.audit_key.verifying_key().as_bytes(),
             ),
+            audit_warning: self.integrity_warning.clone(),
         })
     }
 
@@ -1013,7 +1200,7 @@ impl Vault {
                     operation: "encrypt",
                 })?;
             let material = ctx.material(&key, v)?;
-            let bytes = crate::fileenc::encrypt_path(
+            let (bytes, pending) = crate::fileenc::encrypt_path(
                 &ctx.vault_id,
                 &key.id,
                 v.version,
@@ -1030,8 +1217,9 @@ impl Vault {
                     format!("{bytes} bytes"),
                 ),
             )?;
-            Ok(bytes)
+            Ok((bytes, pending))
         })
+        .and_then(|(bytes, pending)| pending.publish().map(|()| bytes))
     }
 
     /// Decrypt a file made by [`Vault::encrypt_file`] with whichever version its header names, provided
@@ -1056,7 +1244,8 @@ impl Vault {
                 });
             }
             let material = ctx.material(&key, v)?;
-            let bytes = crate::fileenc::decrypt_to_path(&header, reader, &material, output)?;
+            let (bytes, pending) =
+                crate::fileenc::decrypt_to_path(&header, reader, &material, output)?;
             let mut detail = format!("{bytes} bytes");
             if v.record.state == KeyState::Compromised {
                 detail.push_str("; key version is COMPROMISED");
@@ -1065,12 +1254,15 @@ impl Vault {
                 tx,
                 ctx.draft("file.decrypt", Some(&key.id), Some(v.version), detail),
             )?;
-            Ok(DecryptReport {
+            let report = DecryptReport {
                 key: key.record.name.clone(),
                 version: v.version,
+                state: v.record.state,
                 bytes,
-            })
+            };
+            Ok((report, pending))
         })
+        .and_then(|(report, pending)| pending.publish().map(|()| report))
     }
 
     /// Sign a file with the key's active ed25519 version; writes a small signature file.
@@ -1094,13 +1286,15 @@ impl Vault {
                     operation: "sign",
                 })?;
             let material = ctx.material(&key, v)?;
-            crate::fileenc::sign_path(&key.id, v.version, &material, input, signature_out)?;
+            let pending =
+                crate::fileenc::sign_path(&key.id, v.version, &material, input, signature_out)?;
             ctx.append(
                 tx,
                 ctx.draft("file.sign", Some(&key.id), Some(v.version), String::new()),
             )?;
-            Ok(v.version)
+            Ok((v.version, pending))
         })
+        .and_then(|(version, pending)| pending.publish().map(|()| version))
     }
 
     /// Check a signature made by [`Vault::sign_file`] against the named key.
@@ -1175,12 +1369,17 @@ impl Vault {
     /// Check the whole chain and its signatures, then sign the head (recording the check).
     pub fn audit_verify(&mut self) -> Result<AuditReport> {
         let (entries, checkpoints) = audit::load(&self.conn)?;
-        let report = audit::verify_chain(
+        let mut report = audit::verify_chain(
             &self.ctx.vault_id,
             &self.ctx.audit_key.verifying_key(),
             &entries,
             &checkpoints,
+            true,
         );
+        if let (true, Some(w)) = (report.ok, &self.integrity_warning) {
+            report.ok = false;
+            report.message = format!("{w} (found when this session unlocked the vault)");
+        }
         let detail = match report.first_broken {
             Some(n) => format!("BROKEN at entry {n}"),
             None => format!("ok, {} entries", report.entries),
@@ -1204,30 +1403,24 @@ impl Vault {
 
     /// Write the log as JSON Lines (see docs/audit-format.md). Refuses to overwrite `out`.
     pub fn audit_export(&mut self, out: &Path) -> Result<u64> {
+        // Claim the output first, so a refused path is never logged as an export.
+        let mut pending = crate::fileenc::PendingOutput::create(out)?;
         self.run("audit.export", |tx, ctx| {
             ctx.append(tx, ctx.draft("audit.export", None, None, "jsonl".into()))
         })?;
         let (entries, checkpoints) = audit::load(&self.conn)?;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(out)
-            .map_err(|e| Error::io(out.display(), e))?;
-        let mut w = std::io::BufWriter::new(file);
+        let mut buf = Vec::new();
         audit::write_export(
-            &mut w,
+            &mut buf,
             &self.ctx.vault_id,
             &self.ctx.audit_key.verifying_key(),
             &entries,
             &checkpoints,
         )?;
+        pending.write(&buf)?;
+        pending.complete()?;
+        pending.publish()?;
         Ok(entries.len() as u64)
-    }
-
-    /// Check an export against this vault's audit key.
-    pub fn verify_export_for(path: &Path, vault: &Path) -> Result<AuditReport> {
-        let info = Self::peek(vault)?;
-        audit::verify_export(path, Some(&info.audit_key_fingerprint))
     }
 }
 

@@ -115,8 +115,10 @@ fn sealed_blob_moved_between_rows_is_detected() {
     )
     .unwrap();
     drop(db);
-    let v = unlock(&path);
-    assert!(matches!(v.list_keys(), Err(Error::Tampered(_))));
+    assert!(matches!(
+        Vault::unlock(&path, &pass(PASS), "t"),
+        Err(Error::Tampered(_))
+    ));
 }
 
 #[test]
@@ -136,12 +138,9 @@ fn material_moved_between_versions_is_detected() {
     )
     .unwrap();
     drop(db);
-    let mut v = unlock(&path);
-    let err = v
-        .decrypt_file(&dir.path().join("enc"), &dir.path().join("out"))
-        .unwrap_err();
+    // The swap is caught at unlock, before any key is used.
+    let err = Vault::unlock(&path, &pass(PASS), "t").unwrap_err();
     assert!(matches!(err, Error::Tampered(_)), "{err}");
-    assert!(!dir.path().join("out").exists());
 }
 
 #[test]
@@ -423,4 +422,207 @@ fn real_init_is_never_weak() {
         Vault::init(&path, &pass(PASS), &opts, &mut |_| {}),
         Err(Error::VaultExists(_))
     ));
+}
+
+fn version_record(path: &Path, version: u32) -> Vec<u8> {
+    raw(path)
+        .query_row(
+            "SELECT record FROM key_versions WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn replayed_old_version_record_cannot_reactivate_a_compromised_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let active_v1 = version_record(&path, 1);
+    v.set_state("k", 1, KeyState::Compromised).unwrap();
+    v.rotate_key("k").unwrap();
+    v.lock();
+    raw(&path)
+        .execute(
+            "UPDATE key_versions SET record = ?1 WHERE version = 1",
+            [active_v1],
+        )
+        .unwrap();
+    let err = Vault::unlock(&path, &pass(PASS), "t").unwrap_err();
+    assert!(matches!(err, Error::Tampered(_)), "{err}");
+    // The refusal is in the log, unsigned (written as a failed unlock).
+    let n: i64 = raw(&path)
+        .query_row(
+            "SELECT count(*) FROM audit WHERE entry LIKE '%integrity check%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn replayed_material_cannot_undo_a_destruction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.rotate_key("k").unwrap();
+    let (rec, mat): (Vec<u8>, Vec<u8>) = raw(&path)
+        .query_row(
+            "SELECT record, material FROM key_versions WHERE version = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    v.destroy_version("k", 1).unwrap();
+    v.lock();
+    raw(&path)
+        .execute(
+            "UPDATE key_versions SET record = ?1, material = ?2 WHERE version = 1",
+            rusqlite::params![rec, mat],
+        )
+        .unwrap();
+    assert!(matches!(
+        Vault::unlock(&path, &pass(PASS), "t"),
+        Err(Error::Tampered(_))
+    ));
+}
+
+/// Rewrite the entries after `keep` (recomputing their hashes) and delete their checkpoints: what an
+/// attacker with the file but without the audit key can do.
+fn launder_audit_after(path: &Path, keep: i64) {
+    let db = raw(path);
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > ?1", [keep])
+        .unwrap();
+    let rows: Vec<(i64, String)> = db
+        .prepare("SELECT seq, entry FROM audit WHERE seq > ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([keep], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut prev: String = db
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [keep], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    for (seq, json) in rows {
+        let mut e: serde_json::Value = serde_json::from_str(&json).unwrap();
+        e["actor"] = "os-user:somebody-else".into();
+        e["prev_hash"] = prev.clone().into();
+        let hash = hash_entry(&e);
+        e["hash"] = hash.clone().into();
+        db.execute(
+            "UPDATE audit SET entry = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![e.to_string(), hash, seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+/// The entry hash of docs/audit-format.md, written independently of the library.
+fn hash_entry(e: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"custos-audit-entry-v1\0");
+    let field = |h: &mut Sha256, v: &serde_json::Value| match v {
+        serde_json::Value::Null => h.update(u32::MAX.to_be_bytes()),
+        serde_json::Value::Number(n) => {
+            let s = n.to_string();
+            h.update((s.len() as u32).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        serde_json::Value::String(s) => {
+            h.update((s.len() as u32).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        other => panic!("unexpected {other}"),
+    };
+    for f in [
+        "seq",
+        "time",
+        "action",
+        "actor",
+        "key_id",
+        "version",
+        "outcome",
+        "detail",
+        "prev_hash",
+    ] {
+        field(&mut h, &e[f]);
+    }
+    hex::encode(h.finalize())
+}
+
+#[test]
+fn independent_hash_matches_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, v) = test_vault(dir.path());
+    v.lock();
+    let json: String = raw(&path)
+        .query_row("SELECT entry FROM audit WHERE seq = 1", [], |r| r.get(0))
+        .unwrap();
+    let e: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(hash_entry(&e), e["hash"].as_str().unwrap());
+}
+
+#[test]
+fn rewritten_history_without_checkpoints_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.rotate_key("k").unwrap();
+    v.lock();
+    launder_audit_after(&path, 1);
+    // Unlocking reports it (and does not hide it by signing over it) ...
+    let mut v = unlock(&path);
+    assert!(v.integrity_warning().is_some());
+    assert!(v.info().unwrap().audit_warning.is_some());
+    // ... and the full check names the first rewritten entry, now and in later sessions.
+    let report = v.audit_verify().unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.first_broken, Some(2), "{}", report.message);
+    v.lock();
+    let mut v = unlock(&path);
+    let report = v.audit_verify().unwrap();
+    assert!(!report.ok, "{}", report.message);
+    assert_eq!(report.first_broken, Some(2));
+}
+
+#[test]
+fn rolled_back_audit_log_is_detected_at_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    v.lock();
+    // Remove the newest entries together with their checkpoints (a clean truncation).
+    let db = raw(&path);
+    let max: i64 = db
+        .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    db.execute("DELETE FROM audit WHERE seq > ?1", [max - 2])
+        .unwrap();
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > ?1", [max - 2])
+        .unwrap();
+    drop(db);
+    let mut v = unlock(&path);
+    let w = v.integrity_warning().expect("rollback must be reported");
+    assert!(w.contains("rolled back"), "{w}");
+    assert!(!v.audit_verify().unwrap().ok);
+}
+
+#[test]
+fn failed_unlocks_stay_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, v) = test_vault(dir.path());
+    v.lock();
+    for _ in 0..3 {
+        assert!(Vault::unlock(&path, &pass("nope"), "x").is_err());
+    }
+    let mut v = unlock(&path);
+    assert!(v.integrity_warning().is_none());
+    let report = v.audit_verify().unwrap();
+    assert!(report.ok, "{}", report.message);
 }
