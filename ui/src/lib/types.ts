@@ -34,6 +34,8 @@ export interface VaultInfo {
   kdf: KdfInfo;
   audit_entries: number;
   audit_key_fingerprint: string;
+  /** Set when the audit log failed its integrity check at unlock. */
+  audit_warning: string | null;
 }
 
 export interface AppError {
@@ -114,6 +116,10 @@ export interface AuditEntry {
 
 export interface AuditReport {
   ok: boolean;
+  vault_id: string;
+  key_pinned: boolean;
+  head_hash: string | null;
+  audit_key_fingerprint: string;
   entries: number;
   signed_through: number | null;
   unsigned_tail: number;

@@ -27,6 +27,7 @@ export function vaultInfo(over: Partial<VaultInfo> = {}): VaultInfo {
     kdf,
     audit_entries: 1,
     audit_key_fingerprint: 'ab12',
+    audit_warning: null,
     ...over,
   };
 }

@@ -140,3 +140,30 @@ describe('App', () => {
     expect(r.target.querySelector('#test-vault-banner')).not.toBeNull();
   });
 });
+
+describe('Audit integrity warning', () => {
+  it('shows the core warning on every screen while unlocked, and nothing when the log is intact', async () => {
+    let warning: string | null = 'audit log rolled back or altered: entry 9 is not the one the vault sealed';
+    mockIPC(
+      (cmd) => {
+        if (cmd === 'app_status') return { ...status(), unlocked: true };
+        if (cmd === 'vault_info') return vaultInfo({ audit_warning: warning });
+        if (cmd === 'list_keys') return [];
+        return null;
+      },
+      { shouldMockEvents: true },
+    );
+    let r = render(App, {});
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(r.target.querySelector('#keys-empty')).not.toBeNull());
+    expect(byId(r.target, 'audit-integrity-banner').textContent).toContain('entry 9 is not the one the vault sealed');
+    r.destroy();
+
+    warning = null;
+    app.vault = null;
+    r = render(App, {});
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(r.target.querySelector('#keys-empty')).not.toBeNull());
+    expect(r.target.querySelector('#audit-integrity-banner')).toBeNull();
+  });
+});
