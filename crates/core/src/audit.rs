@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -44,6 +44,7 @@ impl Outcome {
 /// One entry exactly as stored and exported. Never holds a secret or a key name (names are confidential
 /// at rest); keys are referenced by their random id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawEntry {
     pub seq: u64,
     pub time: String,
@@ -59,6 +60,7 @@ pub(crate) struct RawEntry {
 
 /// A signed chain head.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Checkpoint {
     pub seq: u64,
     pub hash: String,
@@ -145,7 +147,7 @@ pub(crate) fn entry_hash(e: &RawEntry) -> String {
 }
 
 fn checkpoint_message(vault_id: &[u8; 16], seq: u64, hash_hex: &str) -> Option<Vec<u8>> {
-    let hash = hex::decode(hash_hex).ok()?;
+    let hash = crate::secret::hex_decode(hash_hex)?;
     let mut m = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 16 + 8 + 32);
     m.extend_from_slice(CHECKPOINT_DOMAIN);
     m.extend_from_slice(vault_id);
@@ -314,11 +316,10 @@ pub(crate) fn verify_chain(
         if all_signatures || Some(c.seq) == last_checkpoint {
             let sig_ok = checkpoint_message(vault_id, c.seq, &c.hash)
                 .zip(
-                    hex::decode(&c.signature)
-                        .ok()
+                    crate::secret::hex_decode(&c.signature)
                         .and_then(|b| Signature::from_slice(&b).ok()),
                 )
-                .is_some_and(|(m, s)| public.verify(&m, &s).is_ok());
+                .is_some_and(|(m, s)| public.verify_strict(&m, &s).is_ok());
             if !sig_ok {
                 return broken(
                     c.seq,
@@ -412,6 +413,7 @@ pub(crate) fn is_written_locked(e: &RawEntry) -> bool {
 
 /// First line of an export.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ExportHeader {
     pub format: String,
     pub version: u32,
@@ -422,6 +424,7 @@ pub(crate) struct ExportHeader {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CheckpointLine {
     checkpoint: Checkpoint,
 }
@@ -479,12 +482,10 @@ pub fn verify_export(path: &Path, expected_fingerprint: Option<&str>) -> Result<
     if header.format != EXPORT_FORMAT || header.version != 1 {
         return Err(malformed(1, "unknown export format or version".into()));
     }
-    let vault_id: [u8; 16] = hex::decode(&header.vault_id)
-        .ok()
+    let vault_id: [u8; 16] = crate::secret::hex_decode(&header.vault_id)
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| malformed(1, "bad vault_id".into()))?;
-    let public: VerifyingKey = hex::decode(&header.audit_public_key)
-        .ok()
+    let public: VerifyingKey = crate::secret::hex_decode(&header.audit_public_key)
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
         .ok_or_else(|| malformed(1, "bad audit_public_key".into()))?;

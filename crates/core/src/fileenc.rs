@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
@@ -303,7 +303,8 @@ pub(crate) fn decrypt_to_path(
 }
 
 /// A detached signature file.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SignatureFile {
     pub format: String,
     #[serde(with = "hex16")]
@@ -321,8 +322,7 @@ mod hex16 {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
         let s = String::deserialize(d)?;
-        hex::decode(s)
-            .ok()
+        crate::secret::hex_decode(&s)
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| serde::de::Error::custom("expected 32 hex digits"))
     }
@@ -389,18 +389,17 @@ pub(crate) fn read_signature(path: &Path) -> Result<SignatureFile> {
 }
 
 pub(crate) fn verify_path(sig: &SignatureFile, public_hex: &str, input: &Path) -> Result<()> {
-    let public: [u8; 32] = hex::decode(public_hex)
-        .ok()
+    let public: [u8; 32] = crate::secret::hex_decode(public_hex)
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| Error::Tampered("a stored public key is malformed".into()))?;
     let vk = VerifyingKey::from_bytes(&public)
         .map_err(|_| Error::Tampered("a stored public key is invalid".into()))?;
-    let signature = hex::decode(&sig.signature)
-        .ok()
+    let signature = crate::secret::hex_decode(&sig.signature)
         .and_then(|b| Signature::from_slice(&b).ok())
         .ok_or_else(|| Error::MalformedSignature("signature is not 64 bytes of hex".into()))?;
     let msg = signed_message(&sig.key_id, sig.version, input)?;
-    vk.verify(&msg, &signature).map_err(|_| Error::BadSignature)
+    vk.verify_strict(&msg, &signature)
+        .map_err(|_| Error::BadSignature)
 }
 
 #[cfg(test)]
