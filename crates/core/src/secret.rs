@@ -95,6 +95,18 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
+/// Decode lower-case hex only: every encoded value has exactly one accepted spelling, so an altered
+/// file never verifies as "the same" by a change of letter case.
+pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        hex::decode(s).ok()
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,17 +125,5 @@ mod tests {
         let a = SecretKey::generate().unwrap();
         let b = SecretKey::generate().unwrap();
         assert_ne!(a.expose(), b.expose());
-    }
-}
-
-/// Decode lower-case hex only: every encoded value has exactly one accepted spelling, so an altered
-/// file never verifies as "the same" by a change of letter case.
-pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        hex::decode(s).ok()
-    } else {
-        None
     }
 }
