@@ -625,11 +625,22 @@ fn refusal_outcome(e: &Error) -> Option<Outcome> {
         | Error::MalformedSignature(_)
         | Error::ForeignKey(_)
         | Error::NotEncryptedFile(_)
-        | Error::Tampered(_)
         | Error::WrongPassphrase => Some(Outcome::Failed),
         _ => None,
     }
 }
+
+/// Start a write: an immediate transaction (no other writer until it ends) on a vault whose key rows
+/// still match the sealed state. Every signed append happens inside one, so a signature never covers
+/// rows changed behind Custos's back.
+fn begin<'c>(conn: &'c mut Connection, ctx: &Ctx) -> Result<Transaction<'c>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    ctx.check_keys(&tx)?;
+    Ok(tx)
+}
+
+/// A key (by name) and version an operation is about, for the audit entry of a refusal.
+type Target<'a> = (Option<&'a str>, Option<u32>);
 
 /// The quick audit check at unlock: the log still holds the head the last operation sealed, nothing but
 /// failed unlocks after it, an intact chain, and a valid newest checkpoint. `Some(message)` if not.
@@ -815,39 +826,45 @@ impl Vault {
             actor: actor.to_string(),
         };
         // Key rows changed behind Custos's back: refuse, and never re-seal that state.
-        if let Err(e) = ctx.check_keys(&conn) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            audit::append(
-                &tx,
-                &vault_id,
-                None,
-                Draft {
-                    action: "vault.unlock",
-                    actor,
-                    key_id: None,
-                    version: None,
-                    outcome: Outcome::Failed,
-                    detail: "refused: the key tables failed the integrity check".into(),
-                },
-            )?;
+        let outcome = begin(&mut conn, &ctx).and_then(|tx| {
+            // A damaged audit log does not lock the officer out of the keys, but it is reported on
+            // every screen and recorded.
+            let warning = audit_integrity(&tx, &ctx)?;
+            ctx.append(&tx, ctx.draft("vault.unlock", None, None, String::new()))?;
+            if let Some(w) = &warning {
+                ctx.append(
+                    &tx,
+                    Draft {
+                        outcome: Outcome::Failed,
+                        ..ctx.draft("audit.check", None, None, w.clone())
+                    },
+                )?;
+            }
             tx.commit()?;
-            return Err(e);
-        }
-        // A damaged audit log does not lock the officer out of the keys, but it is reported on every
-        // screen and recorded.
-        let integrity_warning = audit_integrity(&conn, &ctx)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        ctx.append(&tx, ctx.draft("vault.unlock", None, None, String::new()))?;
-        if let Some(w) = &integrity_warning {
-            ctx.append(
-                &tx,
-                Draft {
-                    outcome: Outcome::Failed,
-                    ..ctx.draft("audit.check", None, None, w.clone())
-                },
-            )?;
-        }
-        tx.commit()?;
+            Ok(warning)
+        });
+        let integrity_warning = match outcome {
+            Ok(w) => w,
+            Err(e @ Error::Tampered(_)) => {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                audit::append(
+                    &tx,
+                    &vault_id,
+                    None,
+                    Draft {
+                        action: "vault.unlock",
+                        actor,
+                        key_id: None,
+                        version: None,
+                        outcome: Outcome::Failed,
+                        detail: "refused: the key tables failed the integrity check".into(),
+                    },
+                )?;
+                tx.commit()?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Vault {
             conn,
             path: path.to_path_buf(),
@@ -874,39 +891,40 @@ impl Vault {
     fn run<T>(
         &mut self,
         action: &'static str,
+        target: Target<'_>,
         f: impl FnOnce(&Transaction<'_>, &Ctx) -> Result<T>,
     ) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match f(&tx, &self.ctx) {
-            Ok(v) => {
-                tx.commit()?;
-                Ok(v)
-            }
-            Err(e) => {
-                drop(tx);
-                self.record_refusal(action, &e);
-                Err(e)
-            }
+        let result = begin(&mut self.conn, &self.ctx).and_then(|tx| {
+            let v = f(&tx, &self.ctx)?;
+            tx.commit()?;
+            Ok(v)
+        });
+        if let Err(e) = &result {
+            self.record_refusal(action, target, e);
         }
+        result
     }
 
-    /// Best effort: the refusal itself must reach the person even if the log write fails.
-    fn record_refusal(&mut self, action: &str, e: &Error) {
+    /// Best effort: the refusal itself must reach the person even if the log write fails. Tampering
+    /// is never logged with a signature (that would seal the tampered state); it is raised as the
+    /// session's integrity warning instead.
+    fn record_refusal(&mut self, action: &str, (key, version): Target<'_>, e: &Error) {
+        if let Error::Tampered(m) = e {
+            self.integrity_warning = Some(m.clone());
+            return;
+        }
         let Some(outcome) = refusal_outcome(e) else {
             return;
         };
         let ctx = &self.ctx;
+        let key_id = key.and_then(|name| find_key(&self.conn, ctx, name).ok().map(|k| k.id));
         let result = (|| -> Result<()> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = begin(&mut self.conn, ctx)?;
             ctx.append(
                 &tx,
                 Draft {
                     outcome,
-                    ..ctx.draft(action, None, None, e.kind().to_string())
+                    ..ctx.draft(action, key_id.as_ref(), version, e.kind().to_string())
                 },
             )?;
             tx.commit()?;
@@ -978,7 +996,7 @@ impl Vault {
         // The current passphrase must be presented again, even in an unlocked session.
         let check = unwrap_root(&self.conn, &self.ctx.vault_id, old);
         if let Err(e) = check {
-            self.record_refusal(action, &e);
+            self.record_refusal(action, (None, None), &e);
             return Err(e);
         }
         let pkey = kdf::derive(new, &params)?;
@@ -988,7 +1006,7 @@ impl Vault {
             self.ctx.root.expose(),
         )?;
         let kdf_json = serde_json::to_vec(&params).map_err(|e| Error::Internal(e.to_string()))?;
-        self.run(action, |tx, ctx| {
+        self.run(action, (None, None), |tx, ctx| {
             store::set_meta(tx, "kdf", &kdf_json)?;
             store::set_meta(tx, "root_wrapped", &wrapped)?;
             ctx.append(tx, ctx.draft(action, None, None, kdf_detail(&params)))
@@ -1002,7 +1020,7 @@ impl Vault {
         ty: KeyType,
         rotate_every: Option<Duration>,
     ) -> Result<KeyDetail> {
-        self.run("key.create", |tx, ctx| {
+        self.run("key.create", (Some(name), None), |tx, ctx| {
             validate_name(name)?;
             if load_keys(tx, ctx)?.iter().any(|k| k.record.name == name) {
                 return Err(Error::KeyExists(name.into()));
@@ -1065,7 +1083,7 @@ impl Vault {
 
     /// New active version; the previous active version becomes decrypt-only.
     pub fn rotate_key(&mut self, name: &str) -> Result<KeyDetail> {
-        self.run("key.rotate", |tx, ctx| {
+        self.run("key.rotate", (Some(name), None), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             let versions = load_versions(tx, ctx, &key.id)?;
             let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
@@ -1097,7 +1115,7 @@ impl Vault {
         } else {
             "key.set-state"
         };
-        let detail = self.run(action, |tx, ctx| {
+        let detail = self.run(action, (Some(name), Some(version)), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             let versions = load_versions(tx, ctx, &key.id)?;
             let v = version_of(&key, &versions, version)?;
@@ -1160,7 +1178,7 @@ impl Vault {
         name: &str,
         every: Option<Duration>,
     ) -> Result<KeyDetail> {
-        self.run("key.policy", |tx, ctx| {
+        self.run("key.policy", (Some(name), None), |tx, ctx| {
             let mut key = find_key(tx, ctx, name)?;
             key.record.rotate_every_secs = every.map(|d| d.as_secs());
             tx.execute(
@@ -1181,7 +1199,7 @@ impl Vault {
     /// Encrypt `input` to `output` with the key's active version (symmetric keys only). `output` must not
     /// exist; it appears only when complete.
     pub fn encrypt_file(&mut self, name: &str, input: &Path, output: &Path) -> Result<u64> {
-        self.run("file.encrypt", |tx, ctx| {
+        self.run("file.encrypt", (Some(name), None), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             if key.record.key_type != KeyType::Symmetric256 {
                 return Err(Error::WrongKeyType {
@@ -1226,7 +1244,7 @@ impl Vault {
     /// that version is active, decrypt-only or compromised. Nothing is written unless the whole file
     /// authenticates.
     pub fn decrypt_file(&mut self, input: &Path, output: &Path) -> Result<DecryptReport> {
-        self.run("file.decrypt", |tx, ctx| {
+        self.run("file.decrypt", (None, None), |tx, ctx| {
             let (header, reader) = crate::fileenc::open_header(input)?;
             if header.vault_id != ctx.vault_id {
                 return Err(Error::ForeignKey(hex::encode(header.key_id)));
@@ -1267,7 +1285,7 @@ impl Vault {
 
     /// Sign a file with the key's active ed25519 version; writes a small signature file.
     pub fn sign_file(&mut self, name: &str, input: &Path, signature_out: &Path) -> Result<u32> {
-        self.run("file.sign", |tx, ctx| {
+        self.run("file.sign", (Some(name), None), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             if key.record.key_type != KeyType::Ed25519 {
                 return Err(Error::WrongKeyType {
@@ -1304,7 +1322,7 @@ impl Vault {
         input: &Path,
         signature: &Path,
     ) -> Result<VerifyReport> {
-        self.run("file.verify", |tx, ctx| {
+        self.run("file.verify", (Some(name), None), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             let sig = crate::fileenc::read_signature(signature)?;
             if sig.key_id != key.id {
@@ -1389,7 +1407,7 @@ impl Vault {
         } else {
             Outcome::Failed
         };
-        self.run("audit.verify", |tx, ctx| {
+        self.run("audit.verify", (None, None), |tx, ctx| {
             ctx.append(
                 tx,
                 Draft {
@@ -1405,7 +1423,7 @@ impl Vault {
     pub fn audit_export(&mut self, out: &Path) -> Result<u64> {
         // Claim the output first, so a refused path is never logged as an export.
         let mut pending = crate::fileenc::PendingOutput::create(out)?;
-        self.run("audit.export", |tx, ctx| {
+        self.run("audit.export", (None, None), |tx, ctx| {
             ctx.append(tx, ctx.draft("audit.export", None, None, "jsonl".into()))
         })?;
         let (entries, checkpoints) = audit::load(&self.conn)?;
@@ -1428,10 +1446,7 @@ impl Drop for Vault {
     fn drop(&mut self) {
         // Best effort: a lock that cannot be logged still locks (the keys are zeroized regardless).
         let ctx = &self.ctx;
-        if let Ok(tx) = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
+        if let Ok(tx) = begin(&mut self.conn, ctx) {
             if ctx
                 .append(&tx, ctx.draft("vault.lock", None, None, String::new()))
                 .is_ok()

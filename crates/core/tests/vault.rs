@@ -626,3 +626,44 @@ fn failed_unlocks_stay_verifiable() {
     let report = v.audit_verify().unwrap();
     assert!(report.ok, "{}", report.message);
 }
+
+#[test]
+fn tampering_during_a_session_is_never_sealed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = test_vault(dir.path());
+    v.create_key("k", KeyType::Symmetric256, None).unwrap();
+    let active_v1 = version_record(&path, 1);
+    v.set_state("k", 1, KeyState::Compromised).unwrap();
+    // Another process rewinds the row while the window holds the vault open ...
+    raw(&path)
+        .execute(
+            "UPDATE key_versions SET record = ?1 WHERE version = 1",
+            [active_v1],
+        )
+        .unwrap();
+    // ... then operations that do not touch keys (verify, export) and the lock must not re-seal it.
+    assert!(matches!(v.audit_verify(), Err(Error::Tampered(_))));
+    assert!(v.integrity_warning().is_some());
+    assert!(v.audit_export(&dir.path().join("x.jsonl")).is_err());
+    v.lock();
+    assert!(matches!(
+        Vault::unlock(&path, &pass(PASS), "t"),
+        Err(Error::Tampered(_))
+    ));
+}
+
+#[test]
+fn refusals_name_the_key_they_concern() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, mut v) = test_vault(dir.path());
+    let id = v.create_key("k", KeyType::Ed25519, None).unwrap().id;
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"x").unwrap();
+    assert!(v.encrypt_file("k", &src, &dir.path().join("o")).is_err());
+    let last = v.audit_entries().unwrap().pop().unwrap();
+    assert_eq!(last.action, "file.encrypt");
+    assert_eq!(serde_json::to_value(last.outcome).unwrap(), "refused");
+    assert_eq!(last.key_id.as_deref(), Some(id.as_str()));
+    assert_eq!(last.key_name.as_deref(), Some("k"));
+    assert_eq!(last.detail, "wrong_key_type");
+}
