@@ -1,0 +1,77 @@
+# Custos: one entry point for set-up, build, run, test and benchmark.
+#   make setup   install system packages, tauri-driver and npm dependencies (idempotent, fast when done)
+#   make build   UI bundle + every workspace crate (custos-app window, custos CLI)
+#   make run     set up, build, open the window on the vault in your data dir
+#   make test    set up, build, lint, all tests (Rust incl. the CLI suite, UI unit + type check, window E2E)
+#   make e2e     build, then drive the real window over WebDriver
+#   make screenshots   the same, refreshing docs/screenshots/ for the README
+#   make bench   Argon2id (Rust crate vs libsodium) and 1 GiB encrypt/decrypt (custos vs age)
+#   make fmt / make lint
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.NOTPARALLEL:
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+NPM ?= npm
+# tauri-driver is installed by `cargo install` into cargo's bin dir.
+export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
+
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+APP_BIN := $(TARGET_DIR)/debug/custos-app
+CLI_BIN := $(TARGET_DIR)/debug/custos
+
+.PHONY: setup ui build run test e2e e2e-run screenshots bench fmt lint check-ui check-e2e
+
+setup:
+	bash scripts/setup-debian.sh
+
+# The UI is helper-made; refuse loudly (never skip) while it is missing.
+check-ui:
+	@test -f ui/package.json || { echo "error: ui/package.json is missing" >&2; exit 1; }
+	@test -d ui/node_modules || { echo "error: ui/node_modules is missing: run 'make setup'" >&2; exit 1; }
+
+ui: check-ui
+	$(NPM) --prefix ui run build
+
+build: ui
+	$(CARGO) build --workspace
+	@test -x $(CLI_BIN) || { echo "error: $(CLI_BIN) was not built (package custos-cli)" >&2; exit 1; }
+	@test -x $(APP_BIN) || { echo "error: $(APP_BIN) was not built: is src-tauri (custos-app) a workspace member?" >&2; exit 1; }
+
+# No arguments: the app opens the vault at its default place in the user's data dir.
+run: setup build
+	$(APP_BIN)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+test: setup build lint
+	$(CARGO) test --workspace --no-fail-fast
+	$(NPM) --prefix ui test
+	$(NPM) --prefix ui run check
+	$(MAKE) --no-print-directory e2e-run
+
+check-e2e:
+	@test -f tests/e2e/run.sh || { echo "error: tests/e2e/run.sh is missing: the window E2E suite cannot run" >&2; exit 1; }
+	@test -d tests/e2e/node_modules || { echo "error: tests/e2e/node_modules is missing: run 'make setup'" >&2; exit 1; }
+	@command -v tauri-driver >/dev/null || { echo "error: tauri-driver not on PATH: run 'make setup'" >&2; exit 1; }
+
+e2e: build e2e-run
+
+# E2E against what is already built (used by `test`, which has just built).
+e2e-run: check-e2e
+	@test -x $(APP_BIN) || { echo "error: $(APP_BIN) missing: run 'make build'" >&2; exit 1; }
+	bash tests/e2e/run.sh $(APP_BIN)
+
+# Refresh the README's screenshots (docs/screenshots/) from the real window.
+screenshots: build check-e2e
+	CUSTOS_SCREENSHOTS=docs bash tests/e2e/run.sh $(APP_BIN)
+
+bench: setup
+	bash bench/run.sh
