@@ -15,7 +15,7 @@ pub enum Error {
         "wrong passphrase: the vault was not unlocked (the failed attempt is in the audit log)"
     )]
     WrongPassphrase,
-    #[error("no vault at {0}: create one with `custos init` or pick another with --vault")]
+    #[error("no vault at {0}: create one, or open another vault file")]
     NoVault(PathBuf),
     #[error("a vault already exists at {0}: refusing to overwrite it")]
     VaultExists(PathBuf),
@@ -27,11 +27,11 @@ pub enum Error {
     SchemaTooNew { found: u32, known: u32 },
     #[error("vault integrity check failed: {0}. The vault file may have been tampered with; restore it from a backup and investigate")]
     Tampered(String),
-    #[error("no key named {0:?}: see `custos key list`")]
+    #[error("no key named {0:?}: check the name in the key list")]
     NoSuchKey(String),
     #[error("a key named {0:?} already exists: choose another name")]
     KeyExists(String),
-    #[error("key {name:?} has no version {version}: see `custos key show {name}`")]
+    #[error("key {name:?} has no version {version}: check its versions in the key's detail")]
     NoSuchVersion { name: String, version: u32 },
     #[error(
         "invalid key name {0:?}: use 1-128 printable characters, no leading or trailing spaces"
