@@ -630,6 +630,32 @@ fn refusal_outcome(e: &Error) -> Option<Outcome> {
     }
 }
 
+/// Record a failed unlock. The signing key is out of reach, so the entry is chained but unsigned (the
+/// only kind of entry the audit format allows without its own checkpoint).
+fn record_failed_unlock(
+    conn: &mut Connection,
+    vault_id: &[u8; 16],
+    actor: &str,
+    detail: &str,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    audit::append(
+        &tx,
+        vault_id,
+        None,
+        Draft {
+            action: "vault.unlock",
+            actor,
+            key_id: None,
+            version: None,
+            outcome: Outcome::Failed,
+            detail: detail.into(),
+        },
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Start a write: an immediate transaction (no other writer until it ends) on a vault whose key rows
 /// still match the sealed state. Every signed append happens inside one, so a signature never covers
 /// rows changed behind Custos's back.
@@ -781,21 +807,7 @@ impl Vault {
         let root = match unwrap_root(&conn, &vault_id, pass) {
             Ok(root) => root,
             Err(Error::WrongPassphrase) => {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                audit::append(
-                    &tx,
-                    &vault_id,
-                    None,
-                    Draft {
-                        action: "vault.unlock",
-                        actor,
-                        key_id: None,
-                        version: None,
-                        outcome: Outcome::Failed,
-                        detail: "wrong passphrase".into(),
-                    },
-                )?;
-                tx.commit()?;
+                record_failed_unlock(&mut conn, &vault_id, actor, "wrong passphrase")?;
                 return Err(Error::WrongPassphrase);
             }
             Err(e) => return Err(e),
@@ -846,21 +858,12 @@ impl Vault {
         let integrity_warning = match outcome {
             Ok(w) => w,
             Err(e @ Error::Tampered(_)) => {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                audit::append(
-                    &tx,
+                record_failed_unlock(
+                    &mut conn,
                     &vault_id,
-                    None,
-                    Draft {
-                        action: "vault.unlock",
-                        actor,
-                        key_id: None,
-                        version: None,
-                        outcome: Outcome::Failed,
-                        detail: "refused: the key tables failed the integrity check".into(),
-                    },
+                    actor,
+                    "refused: the key tables failed the integrity check",
                 )?;
-                tx.commit()?;
                 return Err(e);
             }
             Err(e) => return Err(e),
