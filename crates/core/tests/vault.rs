@@ -25,6 +25,12 @@ fn unlock(path: &Path) -> Vault {
     Vault::unlock(path, &pass(PASS), "test").unwrap()
 }
 
+/// Unlocking with the right passphrase must refuse with `Tampered`.
+fn assert_unlock_refused_as_tampered(path: &Path) {
+    let err = Vault::unlock(path, &pass(PASS), "t").unwrap_err();
+    assert!(matches!(err, Error::Tampered(_)), "{err}");
+}
+
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
@@ -115,10 +121,7 @@ fn sealed_blob_moved_between_rows_is_detected() {
     )
     .unwrap();
     drop(db);
-    assert!(matches!(
-        Vault::unlock(&path, &pass(PASS), "t"),
-        Err(Error::Tampered(_))
-    ));
+    assert_unlock_refused_as_tampered(&path);
 }
 
 #[test]
@@ -139,8 +142,7 @@ fn material_moved_between_versions_is_detected() {
     .unwrap();
     drop(db);
     // The swap is caught at unlock, before any key is used.
-    let err = Vault::unlock(&path, &pass(PASS), "t").unwrap_err();
-    assert!(matches!(err, Error::Tampered(_)), "{err}");
+    assert_unlock_refused_as_tampered(&path);
 }
 
 #[test]
@@ -154,10 +156,7 @@ fn replaced_audit_key_is_detected_at_unlock() {
             [[7u8; 32].to_vec()],
         )
         .unwrap();
-    assert!(matches!(
-        Vault::unlock(&path, &pass(PASS), "t"),
-        Err(Error::Tampered(_))
-    ));
+    assert_unlock_refused_as_tampered(&path);
 }
 
 #[test]
@@ -449,8 +448,7 @@ fn replayed_old_version_record_cannot_reactivate_a_compromised_key() {
             [active_v1],
         )
         .unwrap();
-    let err = Vault::unlock(&path, &pass(PASS), "t").unwrap_err();
-    assert!(matches!(err, Error::Tampered(_)), "{err}");
+    assert_unlock_refused_as_tampered(&path);
     // The refusal is in the log, unsigned (written as a failed unlock).
     let n: i64 = raw(&path)
         .query_row(
@@ -483,10 +481,7 @@ fn replayed_material_cannot_undo_a_destruction() {
             rusqlite::params![rec, mat],
         )
         .unwrap();
-    assert!(matches!(
-        Vault::unlock(&path, &pass(PASS), "t"),
-        Err(Error::Tampered(_))
-    ));
+    assert_unlock_refused_as_tampered(&path);
 }
 
 /// Rewrite the entries after `keep` (recomputing their hashes) and delete their checkpoints: what an
@@ -646,10 +641,7 @@ fn tampering_during_a_session_is_never_sealed_over() {
     assert!(v.integrity_warning().is_some());
     assert!(v.audit_export(&dir.path().join("x.jsonl")).is_err());
     v.lock();
-    assert!(matches!(
-        Vault::unlock(&path, &pass(PASS), "t"),
-        Err(Error::Tampered(_))
-    ));
+    assert_unlock_refused_as_tampered(&path);
 }
 
 #[test]
