@@ -25,6 +25,17 @@ fn unlock(path: &Path) -> Vault {
     Vault::unlock(path, &pass(PASS), "test").unwrap()
 }
 
+/// The report must fail and name entry `n`, in its number and its message.
+fn assert_broken_at(report: &custos_core::AuditReport, n: u64) {
+    assert!(!report.ok, "{}", report.message);
+    assert_eq!(report.first_broken, Some(n), "{}", report.message);
+    assert!(
+        report.message.contains(&format!("entry {n}")),
+        "{}",
+        report.message
+    );
+}
+
 /// Unlocking with the right passphrase must refuse with `Tampered`.
 fn assert_unlock_refused_as_tampered(path: &Path) {
     let err = Vault::unlock(path, &pass(PASS), "t").unwrap_err();
@@ -269,9 +280,7 @@ fn audit_tampering_names_the_entry() {
     drop(db);
     let mut v = unlock(&path);
     let report = v.audit_verify().unwrap();
-    assert!(!report.ok);
-    assert_eq!(report.first_broken, Some(3));
-    assert!(report.message.contains("entry 3"), "{}", report.message);
+    assert_broken_at(&report, 3);
 }
 
 #[test]
@@ -323,9 +332,7 @@ fn export_verifies_offline_and_a_flipped_byte_names_the_entry() {
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, lines.join("\n")).unwrap();
     let report = custos_core::verify_export(&bad, Some(&fp)).unwrap();
-    assert!(!report.ok);
-    assert_eq!(report.first_broken, Some(2));
-    assert!(report.message.contains("entry 2"), "{}", report.message);
+    assert_broken_at(&report, 2);
 }
 
 #[test]

@@ -492,6 +492,19 @@ impl State {
         Ok(())
     }
 
+    /// A zero-length pinUvAuthParam is the "which key is this?" probe (CTAP 2.1 §6.1.2 step 1):
+    /// ask for a touch, then answer with the PIN state.
+    fn touch_probe<U: UiCallback>(&mut self, ui: &U) -> CtapError {
+        if let Err(e) = self.user_presence(ui) {
+            return e;
+        }
+        if self.pin_hash.is_some() {
+            CtapError::Ctap2PinInvalid
+        } else {
+            CtapError::Ctap2PinNotSet
+        }
+    }
+
     fn make_credential<U: UiCallback>(
         &mut self,
         mut raw: BTreeMap<u32, Value>,
@@ -508,12 +521,7 @@ impl State {
 
         // Zero-length pinUvAuthParam: "which key is this?" probe (CTAP 2.1 §6.1.2 step 1).
         if param.as_ref().is_some_and(|p| p.is_empty()) {
-            self.user_presence(ui)?;
-            return Err(if self.pin_hash.is_some() {
-                CtapError::Ctap2PinInvalid
-            } else {
-                CtapError::Ctap2PinNotSet
-            });
+            return Err(self.touch_probe(ui));
         }
         if !req
             .pub_key_cred_params
@@ -615,12 +623,7 @@ impl State {
             GetAssertionRequest::try_from(raw).map_err(|_| CtapError::Ctap2MissingParameter)?;
 
         if param.as_ref().is_some_and(|p| p.is_empty()) {
-            self.user_presence(ui)?;
-            return Err(if self.pin_hash.is_some() {
-                CtapError::Ctap2PinInvalid
-            } else {
-                CtapError::Ctap2PinNotSet
-            });
+            return Err(self.touch_probe(ui));
         }
         if options.contains_key("rk") || options.get("uv") == Some(&true) {
             return Err(CtapError::Ctap2InvalidOption);
