@@ -102,6 +102,70 @@ pub enum Error {
     Database(#[from] rusqlite::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("no {0} found: plug it in (and on Linux check that you may access it), then try again")]
+    NoDevice(&'static str),
+    #[error("PC/SC service not running: start pcscd (sudo systemctl start pcscd) and try again")]
+    PcscNotRunning,
+    #[error("wrong PIN{}: nothing was done", match .retries { Some(n) => format!(" ({n} tries left before the key locks)"), None => String::new() })]
+    WrongPin { retries: Option<u32> },
+    #[error("the PIN of this {0} is blocked: unblock it with its PUK (ykman piv access unblock-pin) or reset the FIDO2 application; nothing was done")]
+    PinBlocked(&'static str),
+    #[error("a PIN is needed and none was given: enter the key's PIN")]
+    PinRequired,
+    #[error("{0}")]
+    DefaultCredentials(String),
+    #[error("no touch within the time allowed: the operation was not authorized; try again and touch the key when it blinks")]
+    NoTouch,
+    #[error("hardware key error: {0}")]
+    Device(String),
+    #[error("no custodian named {0:?}: check `custodian list`")]
+    NoSuchCustodian(String),
+    #[error("a custodian named {0:?} already exists")]
+    CustodianExists(String),
+    #[error("this vault has custodians: say who you are with --as NAME (or choose yourself in the window)")]
+    IdentityRequired,
+    #[error("{who} may not {operation}: that needs the role {needed} (their roles: {has})")]
+    RoleNotAllowed {
+        who: String,
+        operation: String,
+        needed: String,
+        has: String,
+    },
+    #[error("separation of duties: {0}")]
+    SeparationOfDuties(String),
+    #[error("{0} has no usable authenticator: enrol a FIDO2 key (custodian enroll NAME --fido2) first")]
+    NoAuthenticator(String),
+    #[error("the key's answer was refused: {0}. Nothing was done")]
+    AssertionRefused(String),
+    #[error("possible cloned key: credential {credential} of {custodian} presented counter {presented}, but {stored} was already seen. The credential is now suspended; investigate before re-enrolling")]
+    PossibleClone {
+        custodian: String,
+        credential: String,
+        presented: u32,
+        stored: u32,
+    },
+    #[error("pending approval: request {id} needs {missing} more approval(s) ({needed}); run `custos approvals approve {id} --as NAME`")]
+    ApprovalPending {
+        id: String,
+        missing: u32,
+        needed: String,
+    },
+    #[error("no pending request {0}: check `custos approvals list`")]
+    NoSuchRequest(String),
+    #[error("request {0} has expired: nothing was done; make the request again")]
+    RequestExpired(String),
+    #[error("request {0} is already {1}")]
+    RequestClosed(String, &'static str),
+    #[error("{0}")]
+    RuleUnmeetable(String),
+    #[error("too many failed attempts: wait {wait_secs} s before trying again (the delay grows with each failure and survives restarts)")]
+    BackedOff { wait_secs: u64 },
+    #[error("{0}")]
+    DemoMismatch(String),
+    #[error("unknown role {0:?}: use officer, custodian, auditor or operator")]
+    InvalidRole(String),
+    #[error("unknown operation {0:?}: see `custos rules list`")]
+    InvalidOperation(String),
 }
 
 impl Error {
@@ -137,6 +201,31 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Database(_) => "database",
             Error::Internal(_) => "internal",
+            Error::NoDevice(_) => "no_device",
+            Error::PcscNotRunning => "pcsc_not_running",
+            Error::WrongPin { .. } => "wrong_pin",
+            Error::PinBlocked(_) => "pin_blocked",
+            Error::PinRequired => "pin_required",
+            Error::DefaultCredentials(_) => "default_credentials",
+            Error::NoTouch => "no_touch",
+            Error::Device(_) => "device",
+            Error::NoSuchCustodian(_) => "no_such_custodian",
+            Error::CustodianExists(_) => "custodian_exists",
+            Error::IdentityRequired => "identity_required",
+            Error::RoleNotAllowed { .. } => "role_not_allowed",
+            Error::SeparationOfDuties(_) => "separation_of_duties",
+            Error::NoAuthenticator(_) => "no_authenticator",
+            Error::AssertionRefused(_) => "assertion_refused",
+            Error::PossibleClone { .. } => "possible_clone",
+            Error::ApprovalPending { .. } => "approval_pending",
+            Error::NoSuchRequest(_) => "no_such_request",
+            Error::RequestExpired(_) => "request_expired",
+            Error::RequestClosed(..) => "request_closed",
+            Error::RuleUnmeetable(_) => "rule_unmeetable",
+            Error::BackedOff { .. } => "backed_off",
+            Error::DemoMismatch(_) => "demo_mismatch",
+            Error::InvalidRole(_) => "invalid_role",
+            Error::InvalidOperation(_) => "invalid_operation",
         }
     }
 

@@ -10,6 +10,7 @@ mod audit;
 mod clock;
 mod error;
 mod fileenc;
+pub mod hardware;
 pub mod kdf;
 mod keys;
 mod seal;
@@ -24,7 +25,7 @@ pub use keys::{
     format_duration, parse_duration, KeyDetail, KeyState, KeySummary, KeyType, RotationStatus,
     VersionInfo,
 };
-pub use secret::Passphrase;
+pub use secret::{Passphrase, SecretBytes};
 pub use store::SCHEMA_VERSION;
 pub use vault::{
     actor_name, DecryptReport, InitOptions, KdfInfo, LockedInfo, Vault, VaultInfo, VerifyReport,

@@ -69,10 +69,10 @@ impl std::fmt::Debug for SecretKey {
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
-    pub(crate) fn new(v: Vec<u8>) -> Self {
+    pub fn new(v: Vec<u8>) -> Self {
         SecretBytes(v)
     }
-    pub(crate) fn expose(&self) -> &[u8] {
+    pub fn expose(&self) -> &[u8] {
         &self.0
     }
 }

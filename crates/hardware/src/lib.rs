@@ -1,0 +1,1 @@
+//! Hardware backends (being written).
