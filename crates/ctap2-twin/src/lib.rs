@@ -1,8 +1,10 @@
 //! A software CTAP2 authenticator for tests: a "hardware twin" of a FIDO2 security key.
 //!
-//! **This is a TEST FIXTURE.** It keeps its keys in process memory, has no secure element, no real
-//! button and no persistence. It must never be used to guard a real custodian, and nothing outside
-//! test code may depend on it.
+//! **This is a TEST FIXTURE and a DEMO key, never a security device.** It has no secure element and
+//! no real button; its keys live in process memory or, for the `--demo` key of Custos, in a JSON file
+//! that holds the private keys in clear ([`persist`]). Custos uses it only behind
+//! `custos-hardware`'s demo constructors, which mark every identity as a demo
+//! (`DeviceIdentity::demo`); it must never guard a real custodian.
 //!
 //! # What it is
 //!
@@ -53,7 +55,11 @@
 //! - No discoverable (resident) credentials, no credential management, no authenticatorConfig, no
 //!   enterprise attestation, no built-in UV (fingerprint), no getNextAssertion.
 //! - No attestation certificate: packed self-attestation only, so attestation CA checks cannot pass.
-//! - No persistence: state lives as long as the [`SoftCtap2Device`] (and its clones).
+//! - Persistence is optional and plain: [`SoftCtap2Device::create_file`] / [`SoftCtap2Device::open_file`]
+//!   keep the credentials, PIN hash, PIN retries, signature counter and AAGUID in a JSON file, written
+//!   after every command that changed them (temporary file + rename, mode 0600). Opening the file is a
+//!   power cycle: a fresh key-agreement key, no PIN token, the "three wrong PINs in a row" block lifted.
+//!   Two processes using one file at the same time are not coordinated (the last write wins).
 //!
 //! # How it differs from a real YubiKey 5
 //!
@@ -73,8 +79,12 @@
 //! hand one clone to the client and keep the other to inspect or change the device (retries, counter,
 //! presence) while the client holds the first.
 
+pub mod persist;
+
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -190,6 +200,9 @@ struct State {
     sign_count: u32,
     credentials: Vec<Credential>,
     touch_requests: u32,
+    aaguid: [u8; 16],
+    /// The file the persistent part of the state is written to, if any.
+    file: Option<PathBuf>,
 }
 
 /// A software CTAP2 authenticator. Clones share one device (see the crate docs).
@@ -415,6 +428,90 @@ impl State {
             sign_count: 0,
             credentials: Vec::new(),
             touch_requests: 0,
+            aaguid: AAGUID,
+            file: None,
+        }
+    }
+
+    /// What the file holds, to tell whether a command changed it.
+    fn persistent_fingerprint(&self) -> (Option<[u8; 16]>, u8, u32, usize, Option<Vec<u8>>) {
+        (
+            self.pin_hash,
+            self.pin_retries,
+            self.sign_count,
+            self.credentials.len(),
+            self.credentials.last().map(|c| c.id.clone()),
+        )
+    }
+
+    fn to_file_state(&self) -> persist::FileState {
+        persist::FileState {
+            format: persist::FORMAT.to_owned(),
+            notice: persist::FileState::notice(),
+            aaguid: hex::encode(self.aaguid),
+            pin_hash: self.pin_hash.map(hex::encode),
+            pin_retries: self.pin_retries,
+            sign_count: self.sign_count,
+            pin_protocols: self.config.pin_protocols.clone(),
+            pin_uv_auth_token: self.config.pin_uv_auth_token,
+            credentials: self
+                .credentials
+                .iter()
+                .map(|c| persist::FileCredential {
+                    id: hex::encode(&c.id),
+                    rp_id_hash: hex::encode(c.rp_id_hash),
+                    private_key: hex::encode(c.key.to_bytes()),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_file_state(f: &persist::FileState, file: &Path) -> io::Result<Self> {
+        if f.pin_retries > MAX_PIN_RETRIES {
+            return Err(persist::invalid("PIN retry counter"));
+        }
+        if f.pin_protocols.is_empty() || f.pin_protocols.iter().any(|p| *p != 1 && *p != 2) {
+            return Err(persist::invalid("PIN/UV auth protocol list"));
+        }
+        let config = Config {
+            pin: None,
+            pin_protocols: f.pin_protocols.clone(),
+            pin_uv_auth_token: f.pin_uv_auth_token,
+            ..Config::default()
+        };
+        let mut state = State::new(config);
+        state.aaguid = persist::unhex::<16>(&f.aaguid, "AAGUID")?;
+        state.pin_hash = match &f.pin_hash {
+            Some(h) => Some(persist::unhex::<16>(h, "PIN hash")?),
+            None => None,
+        };
+        state.pin_retries = f.pin_retries;
+        state.sign_count = f.sign_count;
+        for c in &f.credentials {
+            let id = hex::decode(&c.id).map_err(|_| persist::invalid("credential id"))?;
+            if id.is_empty() || id.len() > 1023 {
+                return Err(persist::invalid("credential id"));
+            }
+            let secret = zeroize::Zeroizing::new(persist::unhex::<32>(
+                &c.private_key,
+                "credential private key",
+            )?);
+            let key = SecretKey::from_slice(secret.as_slice())
+                .map_err(|_| persist::invalid("credential private key"))?;
+            state.credentials.push(Credential {
+                id,
+                rp_id_hash: persist::unhex::<32>(&c.rp_id_hash, "credential RP id hash")?,
+                key: SigningKey::from(key),
+            });
+        }
+        state.file = Some(file.to_path_buf());
+        Ok(state)
+    }
+
+    fn save(&self) -> io::Result<()> {
+        match &self.file {
+            Some(path) => persist::replace(path, &self.to_file_state().to_json()?),
+            None => Ok(()),
         }
     }
 
@@ -452,7 +549,7 @@ impl State {
         }
         let info = GetInfoResponse {
             versions: ["FIDO_2_0", "FIDO_2_1"].map(String::from).into(),
-            aaguid: Some(uuid_from(AAGUID)),
+            aaguid: Some(uuid_from(self.aaguid)),
             options: Some(options),
             max_msg_size: Some(1200),
             pin_protocols: Some(self.config.pin_protocols.clone()),
@@ -576,7 +673,7 @@ impl State {
         auth_data.extend_from_slice(&rp_id_hash);
         auth_data.push(flags);
         auth_data.extend_from_slice(&self.sign_count.to_be_bytes());
-        auth_data.extend_from_slice(&AAGUID);
+        auth_data.extend_from_slice(&self.aaguid);
         auth_data.extend_from_slice(&(cred_id.len() as u16).to_be_bytes());
         auth_data.extend_from_slice(&cred_id);
         auth_data.extend_from_slice(&cose);
@@ -900,8 +997,12 @@ impl State {
                     ..self.config.clone()
                 };
                 let touch_requests = self.touch_requests;
+                let aaguid = self.aaguid;
+                let file = self.file.take();
                 *self = State::new(config);
                 self.touch_requests = touch_requests;
+                self.aaguid = aaguid;
+                self.file = file;
                 Ok(Vec::new())
             }
             CMD_SELECTION => self.user_presence(ui).map(|()| Vec::new()),
@@ -920,6 +1021,38 @@ impl SoftCtap2Device {
         Self {
             state: Arc::new(Mutex::new(State::new(config))),
         }
+    }
+
+    /// A new device whose persistent state lives in `path` (a new file, mode 0600; an existing file is
+    /// never overwritten: [`io::ErrorKind::AlreadyExists`]). See [`persist`] for what the file holds
+    /// — in clear.
+    pub fn create_file(path: &Path, config: Config) -> io::Result<Self> {
+        let mut state = State::new(config);
+        state.file = Some(path.to_path_buf());
+        persist::write_new(path, &state.to_file_state().to_json()?)?;
+        Ok(Self {
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// The device saved in `path` by [`SoftCtap2Device::create_file`], freshly "plugged in". Every
+    /// command that changes the persistent state writes it back.
+    pub fn open_file(path: &Path) -> io::Result<Self> {
+        let bytes = persist::read(path)?;
+        let file_state = persist::FileState::from_json(path, &bytes)?;
+        Ok(Self {
+            state: Arc::new(Mutex::new(State::from_file_state(&file_state, path)?)),
+        })
+    }
+
+    /// The file this device is saved in, if any.
+    pub fn file(&self) -> Option<PathBuf> {
+        self.lock().file.clone()
+    }
+
+    /// The AAGUID the device reports.
+    pub fn aaguid(&self) -> [u8; 16] {
+        self.lock().aaguid
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -985,7 +1118,18 @@ impl Token for SoftCtap2Device {
     where
         U: UiCallback,
     {
-        self.lock().dispatch(cmd, ui).map_err(WebauthnCError::Ctap)
+        let mut state = self.lock();
+        let before = state.persistent_fingerprint();
+        let result = state.dispatch(cmd, ui);
+        // Like flash on a real key: a decremented retry counter is written even when the command
+        // fails. A state that cannot be written fails the command (a credential that would be lost
+        // must not be handed out).
+        if state.file.is_some() && state.persistent_fingerprint() != before {
+            state
+                .save()
+                .map_err(|e| WebauthnCError::IoError(format!("saving the twin state: {e}")))?;
+        }
+        result.map_err(WebauthnCError::Ctap)
     }
 
     async fn cancel(&mut self) -> Result<(), WebauthnCError> {
