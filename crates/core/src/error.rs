@@ -102,7 +102,9 @@ pub enum Error {
     Database(#[from] rusqlite::Error),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("no {0} found: plug it in (and on Linux check that you may access it), then try again")]
+    #[error(
+        "no {0} found: plug it in (and on Linux check that you may access it), then try again"
+    )]
     NoDevice(&'static str),
     #[error("PC/SC service not running: start pcscd (sudo systemctl start pcscd) and try again")]
     PcscNotRunning,
@@ -133,7 +135,9 @@ pub enum Error {
     },
     #[error("separation of duties: {0}")]
     SeparationOfDuties(String),
-    #[error("{0} has no usable authenticator: enrol a FIDO2 key (custodian enroll NAME --fido2) first")]
+    #[error(
+        "{0} has no usable authenticator: enrol a FIDO2 key (custodian enroll NAME --fido2) first"
+    )]
     NoAuthenticator(String),
     #[error("the key's answer was refused: {0}. Nothing was done")]
     AssertionRefused(String),
@@ -162,6 +166,8 @@ pub enum Error {
     BackedOff { wait_secs: u64 },
     #[error("{0}")]
     DemoMismatch(String),
+    #[error("this vault also needs YubiKey serial {serial} (PIV slot {slot:02x}) to unlock: insert it and give its PIN")]
+    PivRequired { serial: u32, slot: u8 },
     #[error("unknown role {0:?}: use officer, custodian, auditor or operator")]
     InvalidRole(String),
     #[error("unknown operation {0:?}: see `custos rules list`")]
@@ -224,6 +230,7 @@ impl Error {
             Error::RuleUnmeetable(_) => "rule_unmeetable",
             Error::BackedOff { .. } => "backed_off",
             Error::DemoMismatch(_) => "demo_mismatch",
+            Error::PivRequired { .. } => "piv_required",
             Error::InvalidRole(_) => "invalid_role",
             Error::InvalidOperation(_) => "invalid_operation",
         }

@@ -39,8 +39,10 @@ pub struct DeviceIdentity {
 pub trait Fido2Client {
     fn identity(&self) -> DeviceIdentity;
     /// makeCredential: create a credential for the options (registration).
-    fn register(&mut self, options: CreationChallengeResponse)
-        -> Result<RegisterPublicKeyCredential>;
+    fn register(
+        &mut self,
+        options: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential>;
     /// getAssertion: sign the challenge in the options with a credential from its allow list.
     fn assert(&mut self, options: RequestChallengeResponse) -> Result<PublicKeyCredential>;
 }

@@ -7,24 +7,34 @@
 //! No Tauri, no UI: the `custos` CLI and the desktop window are thin shells over [`Vault`].
 
 mod audit;
+mod backoff;
 mod clock;
+mod custody;
 mod error;
 mod fileenc;
 pub mod hardware;
 pub mod kdf;
 mod keys;
+mod pivfactor;
+pub mod policy;
+mod presence;
 mod seal;
 mod secret;
 mod store;
 mod vault;
 
 pub use audit::{key_fingerprint, verify_export, AuditEntry, AuditReport, Outcome};
+pub use custody::{
+    AuthenticatorView, CustodianView, CustodyStatus, Evidence, Operation, Performed, RequestStatus,
+    RequestView, RuleView,
+};
 pub use error::{Error, Result};
 pub use kdf::{CalibrationProgress, KdfParams};
 pub use keys::{
     format_duration, parse_duration, KeyDetail, KeyState, KeySummary, KeyType, RotationStatus,
     VersionInfo,
 };
+pub use pivfactor::PivFactor;
 pub use secret::{Passphrase, SecretBytes};
 pub use store::SCHEMA_VERSION;
 pub use vault::{

@@ -43,6 +43,12 @@ pub(crate) enum Purpose {
     FileKey = 7,
     /// The vault's state seal: the audit head and a digest of every key row, sealed by the root key.
     StateSeal = 8,
+    /// A custodian's record (name, roles, authenticators), sealed by the root key.
+    Custodian = 9,
+    /// A pending or closed approval request, sealed by the root key.
+    Request = 10,
+    /// The approval rules, sealed by the root key.
+    Rules = 11,
 }
 
 /// The associated data of a sealed value: where it belongs.

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema this build writes. Older vaults are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -41,6 +41,21 @@ const MIGRATIONS: &[&str] = &[
         seq       INTEGER PRIMARY KEY,
         hash      TEXT NOT NULL,
         signature TEXT NOT NULL
+     );",
+    // 1 -> 2: custodians, approval requests, and the persistent back-off counters.
+    "CREATE TABLE custodians (
+        id     BLOB PRIMARY KEY CHECK (length(id) = 16),
+        record BLOB NOT NULL  -- sealed CustodianRecord (root key)
+     );
+     CREATE TABLE requests (
+        id     BLOB PRIMARY KEY CHECK (length(id) = 16),
+        record BLOB NOT NULL  -- sealed RequestRecord (root key)
+     );
+     -- In the clear on purpose: written while the vault is locked (failed unlocks).
+     CREATE TABLE backoff (
+        scope        TEXT PRIMARY KEY,
+        failures     INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL
      );",
 ];
 

@@ -14,9 +14,15 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditEntry, AuditReport, Draft, Outcome};
+use crate::backoff;
 use crate::clock::{now, rfc3339, Timestamp};
 use crate::error::{Error, Result};
+use crate::hardware::{Pin, PivCard};
 use crate::kdf::{self, CalibrationProgress, KdfParams};
+use crate::pivfactor::{self, PivFactor};
+use crate::policy::OpKind;
+
+const UNLOCK_SCOPE: &str = "unlock";
 use crate::keys::{
     describe_allowed, due_string, format_duration, rotation_status, validate_name, KeyDetail,
     KeyState, KeySummary, KeyType, VersionInfo,
@@ -74,6 +80,11 @@ pub struct LockedInfo {
     pub insecure_test_kdf: bool,
     pub kdf: KdfInfo,
     pub audit_key_fingerprint: String,
+    /// Set when unlocking also needs a YubiKey.
+    pub piv_required: Option<PivFactor>,
+    /// Consecutive failed unlocks (an alert), and how long before the next attempt is allowed.
+    pub failed_unlocks: u32,
+    pub wait_secs: u64,
 }
 
 /// A summary of an unlocked vault.
@@ -145,7 +156,11 @@ pub(crate) struct Ctx {
     pub(crate) vault_id: [u8; 16],
     root: SecretKey,
     audit_key: SigningKey,
-    actor: String,
+    pub(crate) actor: String,
+    /// The PIV factor's key when the vault is bound to a YubiKey (kept to re-wrap the root key).
+    piv_key: Option<SecretKey>,
+    /// The touches that authorized the operation in progress, appended to its audit entry.
+    pub(crate) evidence: Option<String>,
 }
 
 impl Ctx {
@@ -164,7 +179,7 @@ impl Ctx {
         }
     }
 
-    fn seal_json<T: Serialize>(
+    pub(crate) fn seal_json<T: Serialize>(
         &self,
         purpose: Purpose,
         key_id: &[u8; 16],
@@ -180,7 +195,7 @@ impl Ctx {
         )
     }
 
-    fn open_json<T: DeserializeOwned>(
+    pub(crate) fn open_json<T: DeserializeOwned>(
         &self,
         purpose: Purpose,
         key_id: &[u8; 16],
@@ -241,13 +256,17 @@ impl Ctx {
         SecretKey::from_slice(b.expose())
     }
 
-    fn draft<'a>(
+    pub(crate) fn draft<'a>(
         &'a self,
         action: &'a str,
         key_id: Option<&'a [u8; 16]>,
         version: Option<u32>,
         detail: String,
     ) -> Draft<'a> {
+        let detail = match &self.evidence {
+            Some(e) => format!("{detail}{e}"),
+            None => detail,
+        };
         Draft {
             action,
             actor: &self.actor,
@@ -260,7 +279,7 @@ impl Ctx {
 
     /// Append a signed audit entry and re-seal the vault state (audit head + digest of every key row)
     /// in the caller's transaction. Every mutation ends here.
-    fn append(&self, tx: &Transaction<'_>, draft: Draft<'_>) -> Result<()> {
+    pub(crate) fn append(&self, tx: &Transaction<'_>, draft: Draft<'_>) -> Result<()> {
         let entry = audit::append(tx, &self.vault_id, Some(&self.audit_key), draft)?;
         let state = StateSeal {
             audit_seq: entry.seq,
@@ -342,16 +361,42 @@ fn keys_digest(conn: &Connection) -> Result<String> {
         field(&mut h, Some(&r.get::<_, Vec<u8>>(2)?));
         field(&mut h, r.get::<_, Option<Vec<u8>>>(3)?.as_deref());
     }
+    // Custody (schema 2). Empty tables and absent meta rows add nothing, so a vault without custodians
+    // keeps the digest it had before.
+    for (tag, table) in [(b"C", "custodians"), (b"R", "requests")] {
+        let mut stmt = conn.prepare(&format!("SELECT id, record FROM {table} ORDER BY id"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            h.update(tag);
+            field(&mut h, Some(&r.get::<_, Vec<u8>>(0)?));
+            field(&mut h, Some(&r.get::<_, Vec<u8>>(1)?));
+        }
+    }
+    for name in ["rules", "demo", "piv_factor"] {
+        if let Some(v) = store::get_meta(conn, name)? {
+            h.update(b"M");
+            field(&mut h, Some(name.as_bytes()));
+            field(&mut h, Some(&v));
+        }
+    }
     Ok(hex::encode(h.finalize()))
 }
 
 /// An unlocked vault session: an open vault file and the root key in memory.
 /// Dropping it (or [`Vault::lock`]) records the lock and zeroizes the keys.
 pub struct Vault {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
-    ctx: Ctx,
+    pub(crate) ctx: Ctx,
     integrity_warning: Option<String>,
+    /// Failed unlock attempts since the previous successful unlock (an alert for the person).
+    failed_unlocks: u32,
+    /// The custodian this session acts as (`--as`).
+    pub(crate) acting: Option<String>,
+    /// The one operation kind the last verified touch authorized (taken by the next check).
+    pub(crate) granted: Option<OpKind>,
+    /// The requester's touch for an enrolment in progress.
+    pub(crate) enrol_evidence: Option<crate::custody::Evidence>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -415,10 +460,26 @@ fn kdf_detail(p: &KdfParams) -> String {
     s
 }
 
-/// Unwrap the root key with the passphrase; `Err(WrongPassphrase)` if it does not open.
-fn unwrap_root(conn: &Connection, vault_id: &[u8; 16], pass: &Passphrase) -> Result<SecretKey> {
+/// The vault's PIV factor, if it is bound to a YubiKey.
+fn piv_factor_of(conn: &Connection) -> Result<Option<PivFactor>> {
+    store::get_meta(conn, "piv_factor")?
+        .map(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|_| Error::Tampered("the vault's PIV factor is unreadable".into()))
+        })
+        .transpose()
+}
+
+/// Unwrap the root key with the passphrase (and the PIV factor's key when the vault has one);
+/// `Err(WrongPassphrase)` if it does not open.
+fn unwrap_root(
+    conn: &Connection,
+    vault_id: &[u8; 16],
+    pass: &Passphrase,
+    piv: Option<&SecretKey>,
+) -> Result<SecretKey> {
     let params = kdf_of(conn)?;
-    let pkey = kdf::derive(pass, &params)?;
+    let pkey = pivfactor::wrapping_key(kdf::derive(pass, &params)?, piv)?;
     let wrapped = store::require_meta(conn, "root_wrapped")?;
     let root =
         open(&pkey, &root_binding(vault_id), &wrapped).map_err(|_| Error::WrongPassphrase)?;
@@ -619,13 +680,31 @@ fn refusal_outcome(e: &Error) -> Option<Outcome> {
         | Error::IllegalTransition { .. }
         | Error::WrongKeyType { .. }
         | Error::NoActiveVersion { .. }
-        | Error::VersionUnusable { .. } => Some(Outcome::Refused),
+        | Error::VersionUnusable { .. }
+        | Error::IdentityRequired
+        | Error::RoleNotAllowed { .. }
+        | Error::SeparationOfDuties(_)
+        | Error::NoAuthenticator(_)
+        | Error::NoSuchCustodian(_)
+        | Error::CustodianExists(_)
+        | Error::NoSuchRequest(_)
+        | Error::RequestExpired(_)
+        | Error::RequestClosed(..)
+        | Error::RuleUnmeetable(_)
+        | Error::DemoMismatch(_)
+        | Error::BackedOff { .. }
+        | Error::DefaultCredentials(_) => Some(Outcome::Refused),
         Error::DecryptionFailed
         | Error::BadSignature
         | Error::MalformedSignature(_)
         | Error::ForeignKey(_)
         | Error::NotEncryptedFile(_)
-        | Error::WrongPassphrase => Some(Outcome::Failed),
+        | Error::WrongPassphrase
+        | Error::AssertionRefused(_)
+        | Error::PossibleClone { .. }
+        | Error::WrongPin { .. }
+        | Error::PinBlocked(_)
+        | Error::NoTouch => Some(Outcome::Failed),
         _ => None,
     }
 }
@@ -659,7 +738,7 @@ fn record_failed_unlock(
 /// Start a write: an immediate transaction (no other writer until it ends) on a vault whose key rows
 /// still match the sealed state. Every signed append happens inside one, so a signature never covers
 /// rows changed behind Custos's back.
-fn begin<'c>(conn: &'c mut Connection, ctx: &Ctx) -> Result<Transaction<'c>> {
+pub(crate) fn begin<'c>(conn: &'c mut Connection, ctx: &Ctx) -> Result<Transaction<'c>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     ctx.check_keys(&tx)?;
     Ok(tx)
@@ -727,6 +806,9 @@ impl Vault {
             insecure_test_kdf: params.is_insecure(),
             kdf: KdfInfo::from(&params),
             audit_key_fingerprint: audit::key_fingerprint(audit_public_of(&conn)?.as_bytes()),
+            piv_required: piv_factor_of(&conn)?,
+            failed_unlocks: backoff::state(&conn, UNLOCK_SCOPE)?.0,
+            wait_secs: backoff::remaining(&conn, UNLOCK_SCOPE)?,
         })
     }
 
@@ -758,6 +840,8 @@ impl Vault {
             root,
             audit_key,
             actor: actor_name(),
+            piv_key: None,
+            evidence: None,
         };
         let wrapped_root = seal(&pkey, &root_binding(&vault_id), ctx.root.expose())?;
         let sealed_audit = seal(
@@ -797,21 +881,62 @@ impl Vault {
             path: path.to_path_buf(),
             ctx,
             integrity_warning: None,
+            failed_unlocks: 0,
+            acting: None,
+            granted: None,
+            enrol_evidence: None,
         })
     }
 
     /// Unlock with the passphrase. A wrong passphrase is recorded in the audit log and changes nothing else.
     pub fn unlock(path: &Path, pass: &Passphrase, actor: &str) -> Result<Vault> {
+        Vault::unlock_with(path, pass, actor, None)
+    }
+
+    /// Unlock a vault that may be bound to a YubiKey: `card` answers the PIV factor's ECDH.
+    pub fn unlock_with(
+        path: &Path,
+        pass: &Passphrase,
+        actor: &str,
+        card: Option<(&mut dyn PivCard, &Pin)>,
+    ) -> Result<Vault> {
         let mut conn = store::open(path)?;
         let vault_id = vault_id_of(&conn)?;
-        let root = match unwrap_root(&conn, &vault_id, pass) {
+        backoff::check(&conn, UNLOCK_SCOPE)?;
+        let piv_key = match (piv_factor_of(&conn)?, card) {
+            (None, _) => None,
+            (Some(f), None) => {
+                return Err(Error::PivRequired {
+                    serial: f.serial,
+                    slot: f.slot,
+                })
+            }
+            (Some(f), Some((card, pin))) => match pivfactor::unlock_key(&vault_id, &f, card, pin) {
+                Ok(k) => Some(k),
+                Err(e @ (Error::WrongPin { .. } | Error::PinBlocked(_))) => {
+                    backoff::record_failure(&conn, UNLOCK_SCOPE)?;
+                    record_failed_unlock(&mut conn, &vault_id, actor, "wrong YubiKey PIN")?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let root = match unwrap_root(&conn, &vault_id, pass, piv_key.as_ref()) {
             Ok(root) => root,
             Err(Error::WrongPassphrase) => {
-                record_failed_unlock(&mut conn, &vault_id, actor, "wrong passphrase")?;
+                let n = backoff::record_failure(&conn, UNLOCK_SCOPE)?;
+                record_failed_unlock(
+                    &mut conn,
+                    &vault_id,
+                    actor,
+                    &format!("wrong passphrase (failure {n} in a row)"),
+                )?;
                 return Err(Error::WrongPassphrase);
             }
             Err(e) => return Err(e),
         };
+        let failed_unlocks = backoff::state(&conn, UNLOCK_SCOPE)?.0;
+        backoff::clear(&conn, UNLOCK_SCOPE)?;
         let seed = open(
             &root,
             &Binding {
@@ -836,13 +961,19 @@ impl Vault {
             root,
             audit_key,
             actor: actor.to_string(),
+            piv_key,
+            evidence: None,
         };
         // Key rows changed behind Custos's back: refuse, and never re-seal that state.
         let outcome = begin(&mut conn, &ctx).and_then(|tx| {
             // A damaged audit log does not lock the officer out of the keys, but it is reported on
             // every screen and recorded.
             let warning = audit_integrity(&tx, &ctx)?;
-            ctx.append(&tx, ctx.draft("vault.unlock", None, None, String::new()))?;
+            let detail = match failed_unlocks {
+                0 => String::new(),
+                n => format!("after {n} failed attempt(s)"),
+            };
+            ctx.append(&tx, ctx.draft("vault.unlock", None, None, detail))?;
             if let Some(w) = &warning {
                 ctx.append(
                     &tx,
@@ -873,7 +1004,16 @@ impl Vault {
             path: path.to_path_buf(),
             ctx,
             integrity_warning,
+            failed_unlocks,
+            acting: None,
+            granted: None,
+            enrol_evidence: None,
         })
+    }
+
+    /// Failed unlock attempts between the previous unlock and this one.
+    pub fn failed_unlocks(&self) -> u32 {
+        self.failed_unlocks
     }
 
     /// Set at unlock when the audit log failed its check (altered, truncated or rolled back).
@@ -891,13 +1031,20 @@ impl Vault {
     }
 
     /// Run a mutation and its audit entry in one transaction; record a refusal if it is refused.
+    /// `kind` is what the permission matrix calls the operation (`None`: open to anyone who unlocked).
     fn run<T>(
         &mut self,
+        kind: Option<OpKind>,
         action: &'static str,
         target: Target<'_>,
         f: impl FnOnce(&Transaction<'_>, &Ctx) -> Result<T>,
     ) -> Result<T> {
-        let result = begin(&mut self.conn, &self.ctx).and_then(|tx| {
+        let result = match kind {
+            Some(k) => self.authorize(k),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let tx = begin(&mut self.conn, &self.ctx)?;
             let v = f(&tx, &self.ctx)?;
             tx.commit()?;
             Ok(v)
@@ -911,7 +1058,7 @@ impl Vault {
     /// Best effort: the refusal itself must reach the person even if the log write fails. Tampering
     /// is never logged with a signature (that would seal the tampered state); it is raised as the
     /// session's integrity warning instead.
-    fn record_refusal(&mut self, action: &str, (key, version): Target<'_>, e: &Error) {
+    pub(crate) fn record_refusal(&mut self, action: &str, (key, version): Target<'_>, e: &Error) {
         if let Error::Tampered(m) = e {
             self.integrity_warning = Some(m.clone());
             return;
@@ -997,24 +1144,92 @@ impl Vault {
         action: &'static str,
     ) -> Result<()> {
         // The current passphrase must be presented again, even in an unlocked session.
-        let check = unwrap_root(&self.conn, &self.ctx.vault_id, old);
+        let check = unwrap_root(
+            &self.conn,
+            &self.ctx.vault_id,
+            old,
+            self.ctx.piv_key.as_ref(),
+        );
         if let Err(e) = check {
             self.record_refusal(action, (None, None), &e);
             return Err(e);
         }
-        let pkey = kdf::derive(new, &params)?;
+        let pkey = pivfactor::wrapping_key(kdf::derive(new, &params)?, self.ctx.piv_key.as_ref())?;
         let wrapped = seal(
             &pkey,
             &root_binding(&self.ctx.vault_id),
             self.ctx.root.expose(),
         )?;
         let kdf_json = serde_json::to_vec(&params).map_err(|e| Error::Internal(e.to_string()))?;
-        self.run(action, (None, None), |tx, ctx| {
-            store::set_meta(tx, "kdf", &kdf_json)?;
-            store::set_meta(tx, "root_wrapped", &wrapped)?;
-            ctx.append(tx, ctx.draft(action, None, None, kdf_detail(&params)))
-        })?;
+        self.run(
+            Some(OpKind::VaultPassphrase),
+            action,
+            (None, None),
+            |tx, ctx| {
+                store::set_meta(tx, "kdf", &kdf_json)?;
+                store::set_meta(tx, "root_wrapped", &wrapped)?;
+                ctx.append(tx, ctx.draft(action, None, None, kdf_detail(&params)))
+            },
+        )?;
         store::checkpoint_wal(&self.conn)
+    }
+
+    /// Bind the vault to `custodian`'s enrolled PIV key: from now on unlocking needs the passphrase
+    /// **and** that YubiKey (its PIN and touch). Needs the passphrase again and the officer's touch
+    /// ([`Vault::touch_for`] with `vault.require-piv`).
+    pub fn require_piv(
+        &mut self,
+        pass: &Passphrase,
+        custodian: &str,
+        card: &mut dyn PivCard,
+        pin: &Pin,
+    ) -> Result<PivFactor> {
+        let action = "vault.require-piv";
+        let result = (|| {
+            if piv_factor_of(&self.conn)?.is_some() {
+                return Err(Error::Device(
+                    "this vault is already bound to a YubiKey".into(),
+                ));
+            }
+            unwrap_root(&self.conn, &self.ctx.vault_id, pass, None)?;
+            let (slot, public) =
+                crate::custody::piv_of(&self.conn, &self.ctx, custodian, card.serial())?;
+            let (factor, key) =
+                pivfactor::bind(&self.ctx.vault_id, custodian, card, slot, &public, pin)?;
+            let params = kdf_of(&self.conn)?.with_fresh_salt()?;
+            let pkey = pivfactor::wrapping_key(kdf::derive(pass, &params)?, Some(&key))?;
+            let wrapped = seal(
+                &pkey,
+                &root_binding(&self.ctx.vault_id),
+                self.ctx.root.expose(),
+            )?;
+            let kdf_json =
+                serde_json::to_vec(&params).map_err(|e| Error::Internal(e.to_string()))?;
+            let factor_json =
+                serde_json::to_vec(&factor).map_err(|e| Error::Internal(e.to_string()))?;
+            let detail = format!(
+                "bound to {custodian}'s YubiKey serial {} slot {:02x}",
+                factor.serial, factor.slot
+            );
+            self.run(
+                Some(OpKind::VaultRequirePiv),
+                action,
+                (None, None),
+                |tx, ctx| {
+                    store::set_meta(tx, "kdf", &kdf_json)?;
+                    store::set_meta(tx, "root_wrapped", &wrapped)?;
+                    store::set_meta(tx, "piv_factor", &factor_json)?;
+                    ctx.append(tx, ctx.draft(action, None, None, detail))
+                },
+            )?;
+            self.ctx.piv_key = Some(key);
+            store::checkpoint_wal(&self.conn)?;
+            Ok(factor)
+        })();
+        if let Err(e) = &result {
+            self.record_refusal(action, (None, None), e);
+        }
+        result
     }
 
     pub fn create_key(
@@ -1023,50 +1238,55 @@ impl Vault {
         ty: KeyType,
         rotate_every: Option<Duration>,
     ) -> Result<KeyDetail> {
-        self.run("key.create", (Some(name), None), |tx, ctx| {
-            validate_name(name)?;
-            if load_keys(tx, ctx)?.iter().any(|k| k.record.name == name) {
-                return Err(Error::KeyExists(name.into()));
-            }
-            let id: [u8; 16] = random_bytes()?;
-            let kek = SecretKey::generate()?;
-            let key = KeyRow {
-                id,
-                record: KeyRecord {
-                    name: name.into(),
-                    key_type: ty,
-                    rotate_every_secs: rotate_every.map(|d| d.as_secs()),
-                    created: now(),
-                },
-                kek_sealed: seal(
-                    &ctx.root,
-                    &ctx.binding(Purpose::Kek, Some(&id), 0),
-                    kek.expose(),
-                )?,
-            };
-            tx.execute(
-                "INSERT INTO keys (id, record, kek) VALUES (?1, ?2, ?3)",
-                params![
-                    &id[..],
-                    ctx.seal_json(Purpose::KeyRecord, &id, 0, &key.record)?,
-                    key.kek_sealed
-                ],
-            )?;
-            insert_version(tx, ctx, &key, 1, KeyState::Active)?;
-            let policy = rotate_every.map_or("no rotation policy".to_string(), |d| {
-                format!("rotate every {}", format_duration(d))
-            });
-            ctx.append(
-                tx,
-                ctx.draft(
-                    "key.create",
-                    Some(&id),
-                    Some(1),
-                    format!("{}; {policy}", ty.as_str()),
-                ),
-            )?;
-            Ok(detail_of(&key, &load_versions(tx, ctx, &id)?))
-        })
+        self.run(
+            Some(OpKind::KeyCreate),
+            "key.create",
+            (Some(name), None),
+            |tx, ctx| {
+                validate_name(name)?;
+                if load_keys(tx, ctx)?.iter().any(|k| k.record.name == name) {
+                    return Err(Error::KeyExists(name.into()));
+                }
+                let id: [u8; 16] = random_bytes()?;
+                let kek = SecretKey::generate()?;
+                let key = KeyRow {
+                    id,
+                    record: KeyRecord {
+                        name: name.into(),
+                        key_type: ty,
+                        rotate_every_secs: rotate_every.map(|d| d.as_secs()),
+                        created: now(),
+                    },
+                    kek_sealed: seal(
+                        &ctx.root,
+                        &ctx.binding(Purpose::Kek, Some(&id), 0),
+                        kek.expose(),
+                    )?,
+                };
+                tx.execute(
+                    "INSERT INTO keys (id, record, kek) VALUES (?1, ?2, ?3)",
+                    params![
+                        &id[..],
+                        ctx.seal_json(Purpose::KeyRecord, &id, 0, &key.record)?,
+                        key.kek_sealed
+                    ],
+                )?;
+                insert_version(tx, ctx, &key, 1, KeyState::Active)?;
+                let policy = rotate_every.map_or("no rotation policy".to_string(), |d| {
+                    format!("rotate every {}", format_duration(d))
+                });
+                ctx.append(
+                    tx,
+                    ctx.draft(
+                        "key.create",
+                        Some(&id),
+                        Some(1),
+                        format!("{}; {policy}", ty.as_str()),
+                    ),
+                )?;
+                Ok(detail_of(&key, &load_versions(tx, ctx, &id)?))
+            },
+        )
     }
 
     pub fn list_keys(&self) -> Result<Vec<KeySummary>> {
@@ -1086,28 +1306,33 @@ impl Vault {
 
     /// New active version; the previous active version becomes decrypt-only.
     pub fn rotate_key(&mut self, name: &str) -> Result<KeyDetail> {
-        self.run("key.rotate", (Some(name), None), |tx, ctx| {
-            let key = find_key(tx, ctx, name)?;
-            let versions = load_versions(tx, ctx, &key.id)?;
-            let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-            let mut detail = String::from("new active version");
-            for v in versions
-                .iter()
-                .filter(|v| v.record.state == KeyState::Active)
-            {
-                let mut r = v.record.clone();
-                r.state = KeyState::DecryptOnly;
-                r.state_changed = now();
-                write_version_record(tx, ctx, &key.id, v.version, &r)?;
-                detail = format!("version {} -> decrypt-only", v.version);
-            }
-            insert_version(tx, ctx, &key, next, KeyState::Active)?;
-            ctx.append(
-                tx,
-                ctx.draft("key.rotate", Some(&key.id), Some(next), detail),
-            )?;
-            Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
-        })
+        self.run(
+            Some(OpKind::KeyRotate),
+            "key.rotate",
+            (Some(name), None),
+            |tx, ctx| {
+                let key = find_key(tx, ctx, name)?;
+                let versions = load_versions(tx, ctx, &key.id)?;
+                let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+                let mut detail = String::from("new active version");
+                for v in versions
+                    .iter()
+                    .filter(|v| v.record.state == KeyState::Active)
+                {
+                    let mut r = v.record.clone();
+                    r.state = KeyState::DecryptOnly;
+                    r.state_changed = now();
+                    write_version_record(tx, ctx, &key.id, v.version, &r)?;
+                    detail = format!("version {} -> decrypt-only", v.version);
+                }
+                insert_version(tx, ctx, &key, next, KeyState::Active)?;
+                ctx.append(
+                    tx,
+                    ctx.draft("key.rotate", Some(&key.id), Some(next), detail),
+                )?;
+                Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
+            },
+        )
     }
 
     /// Move a version to another lifecycle state (only legal transitions). Activating a pre-active
@@ -1118,52 +1343,62 @@ impl Vault {
         } else {
             "key.set-state"
         };
-        let detail = self.run(action, (Some(name), Some(version)), |tx, ctx| {
-            let key = find_key(tx, ctx, name)?;
-            let versions = load_versions(tx, ctx, &key.id)?;
-            let v = version_of(&key, &versions, version)?;
-            let from = v.record.state;
-            if !from.can_become(state) {
-                return Err(Error::IllegalTransition {
-                    name: name.into(),
-                    version,
-                    from: from.as_str(),
-                    to: state.as_str(),
-                    allowed: describe_allowed(from),
-                });
-            }
-            if state == KeyState::Active {
-                for other in versions
-                    .iter()
-                    .filter(|o| o.record.state == KeyState::Active)
-                {
-                    let mut r = other.record.clone();
-                    r.state = KeyState::DecryptOnly;
-                    r.state_changed = now();
-                    write_version_record(tx, ctx, &key.id, other.version, &r)?;
+        let kind = match state {
+            KeyState::Destroyed => OpKind::KeyDestroy,
+            KeyState::Compromised => OpKind::KeyCompromise,
+            _ => OpKind::KeySetState,
+        };
+        let detail = self.run(
+            Some(kind),
+            action,
+            (Some(name), Some(version)),
+            |tx, ctx| {
+                let key = find_key(tx, ctx, name)?;
+                let versions = load_versions(tx, ctx, &key.id)?;
+                let v = version_of(&key, &versions, version)?;
+                let from = v.record.state;
+                if !from.can_become(state) {
+                    return Err(Error::IllegalTransition {
+                        name: name.into(),
+                        version,
+                        from: from.as_str(),
+                        to: state.as_str(),
+                        allowed: describe_allowed(from),
+                    });
                 }
-            }
-            let mut r = v.record.clone();
-            r.state = state;
-            r.state_changed = now();
-            write_version_record(tx, ctx, &key.id, version, &r)?;
-            if state == KeyState::Destroyed {
-                tx.execute(
+                if state == KeyState::Active {
+                    for other in versions
+                        .iter()
+                        .filter(|o| o.record.state == KeyState::Active)
+                    {
+                        let mut r = other.record.clone();
+                        r.state = KeyState::DecryptOnly;
+                        r.state_changed = now();
+                        write_version_record(tx, ctx, &key.id, other.version, &r)?;
+                    }
+                }
+                let mut r = v.record.clone();
+                r.state = state;
+                r.state_changed = now();
+                write_version_record(tx, ctx, &key.id, version, &r)?;
+                if state == KeyState::Destroyed {
+                    tx.execute(
                     "UPDATE key_versions SET material = NULL WHERE key_id = ?1 AND version = ?2",
                     params![&key.id[..], version],
                 )?;
-            }
-            ctx.append(
-                tx,
-                ctx.draft(
-                    action,
-                    Some(&key.id),
-                    Some(version),
-                    format!("{} -> {}", from.as_str(), state.as_str()),
-                ),
-            )?;
-            Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
-        })?;
+                }
+                ctx.append(
+                    tx,
+                    ctx.draft(
+                        action,
+                        Some(&key.id),
+                        Some(version),
+                        format!("{} -> {}", from.as_str(), state.as_str()),
+                    ),
+                )?;
+                Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
+            },
+        )?;
         if state == KeyState::Destroyed {
             // secure_delete zeroes the freed cells; the checkpoint removes the old pages from the WAL.
             store::checkpoint_wal(&self.conn)?;
@@ -1181,65 +1416,75 @@ impl Vault {
         name: &str,
         every: Option<Duration>,
     ) -> Result<KeyDetail> {
-        self.run("key.policy", (Some(name), None), |tx, ctx| {
-            let mut key = find_key(tx, ctx, name)?;
-            key.record.rotate_every_secs = every.map(|d| d.as_secs());
-            tx.execute(
-                "UPDATE keys SET record = ?2 WHERE id = ?1",
-                params![
-                    &key.id[..],
-                    ctx.seal_json(Purpose::KeyRecord, &key.id, 0, &key.record)?
-                ],
-            )?;
-            let detail = every.map_or("no rotation policy".to_string(), |d| {
-                format!("rotate every {}", format_duration(d))
-            });
-            ctx.append(tx, ctx.draft("key.policy", Some(&key.id), None, detail))?;
-            Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
-        })
+        self.run(
+            Some(OpKind::KeyPolicy),
+            "key.policy",
+            (Some(name), None),
+            |tx, ctx| {
+                let mut key = find_key(tx, ctx, name)?;
+                key.record.rotate_every_secs = every.map(|d| d.as_secs());
+                tx.execute(
+                    "UPDATE keys SET record = ?2 WHERE id = ?1",
+                    params![
+                        &key.id[..],
+                        ctx.seal_json(Purpose::KeyRecord, &key.id, 0, &key.record)?
+                    ],
+                )?;
+                let detail = every.map_or("no rotation policy".to_string(), |d| {
+                    format!("rotate every {}", format_duration(d))
+                });
+                ctx.append(tx, ctx.draft("key.policy", Some(&key.id), None, detail))?;
+                Ok(detail_of(&key, &load_versions(tx, ctx, &key.id)?))
+            },
+        )
     }
 
     /// Encrypt `input` to `output` with the key's active version (symmetric keys only). `output` must not
     /// exist; it appears only when complete.
     pub fn encrypt_file(&mut self, name: &str, input: &Path, output: &Path) -> Result<u64> {
-        self.run("file.encrypt", (Some(name), None), |tx, ctx| {
-            let key = find_key(tx, ctx, name)?;
-            if key.record.key_type != KeyType::Symmetric256 {
-                return Err(Error::WrongKeyType {
-                    name: name.into(),
-                    key_type: key.record.key_type.as_str(),
-                    operation: "encrypt files",
-                    needed: "symmetric-256",
-                });
-            }
-            let versions = load_versions(tx, ctx, &key.id)?;
-            let v = versions
-                .iter()
-                .find(|v| v.record.state.may_protect())
-                .ok_or_else(|| Error::NoActiveVersion {
-                    name: name.into(),
-                    operation: "encrypt",
-                })?;
-            let material = ctx.material(&key, v)?;
-            let (bytes, pending) = crate::fileenc::encrypt_path(
-                &ctx.vault_id,
-                &key.id,
-                v.version,
-                &material,
-                input,
-                output,
-            )?;
-            ctx.append(
-                tx,
-                ctx.draft(
-                    "file.encrypt",
-                    Some(&key.id),
-                    Some(v.version),
-                    format!("{bytes} bytes"),
-                ),
-            )?;
-            Ok((bytes, pending))
-        })
+        self.run(
+            Some(OpKind::KeyUse),
+            "file.encrypt",
+            (Some(name), None),
+            |tx, ctx| {
+                let key = find_key(tx, ctx, name)?;
+                if key.record.key_type != KeyType::Symmetric256 {
+                    return Err(Error::WrongKeyType {
+                        name: name.into(),
+                        key_type: key.record.key_type.as_str(),
+                        operation: "encrypt files",
+                        needed: "symmetric-256",
+                    });
+                }
+                let versions = load_versions(tx, ctx, &key.id)?;
+                let v = versions
+                    .iter()
+                    .find(|v| v.record.state.may_protect())
+                    .ok_or_else(|| Error::NoActiveVersion {
+                        name: name.into(),
+                        operation: "encrypt",
+                    })?;
+                let material = ctx.material(&key, v)?;
+                let (bytes, pending) = crate::fileenc::encrypt_path(
+                    &ctx.vault_id,
+                    &key.id,
+                    v.version,
+                    &material,
+                    input,
+                    output,
+                )?;
+                ctx.append(
+                    tx,
+                    ctx.draft(
+                        "file.encrypt",
+                        Some(&key.id),
+                        Some(v.version),
+                        format!("{bytes} bytes"),
+                    ),
+                )?;
+                Ok((bytes, pending))
+            },
+        )
         .and_then(|(bytes, pending)| pending.publish().map(|()| bytes))
     }
 
@@ -1247,74 +1492,84 @@ impl Vault {
     /// that version is active, decrypt-only or compromised. Nothing is written unless the whole file
     /// authenticates.
     pub fn decrypt_file(&mut self, input: &Path, output: &Path) -> Result<DecryptReport> {
-        self.run("file.decrypt", (None, None), |tx, ctx| {
-            let (header, reader) = crate::fileenc::open_header(input)?;
-            if header.vault_id != ctx.vault_id {
-                return Err(Error::ForeignKey(hex::encode(header.key_id)));
-            }
-            let key = find_key_by_id(tx, ctx, &header.key_id)?
-                .ok_or_else(|| Error::ForeignKey(hex::encode(header.key_id)))?;
-            let versions = load_versions(tx, ctx, &key.id)?;
-            let v = version_of(&key, &versions, header.version)?;
-            if !v.record.state.may_process() {
-                return Err(Error::VersionUnusable {
-                    name: key.record.name.clone(),
+        self.run(
+            Some(OpKind::KeyUse),
+            "file.decrypt",
+            (None, None),
+            |tx, ctx| {
+                let (header, reader) = crate::fileenc::open_header(input)?;
+                if header.vault_id != ctx.vault_id {
+                    return Err(Error::ForeignKey(hex::encode(header.key_id)));
+                }
+                let key = find_key_by_id(tx, ctx, &header.key_id)?
+                    .ok_or_else(|| Error::ForeignKey(hex::encode(header.key_id)))?;
+                let versions = load_versions(tx, ctx, &key.id)?;
+                let v = version_of(&key, &versions, header.version)?;
+                if !v.record.state.may_process() {
+                    return Err(Error::VersionUnusable {
+                        name: key.record.name.clone(),
+                        version: v.version,
+                        state: v.record.state.as_str(),
+                        operation: "decrypt",
+                    });
+                }
+                let material = ctx.material(&key, v)?;
+                let (bytes, pending) =
+                    crate::fileenc::decrypt_to_path(&header, reader, &material, output)?;
+                let mut detail = format!("{bytes} bytes");
+                if v.record.state == KeyState::Compromised {
+                    detail.push_str("; key version is COMPROMISED");
+                }
+                ctx.append(
+                    tx,
+                    ctx.draft("file.decrypt", Some(&key.id), Some(v.version), detail),
+                )?;
+                let report = DecryptReport {
+                    key: key.record.name.clone(),
                     version: v.version,
-                    state: v.record.state.as_str(),
-                    operation: "decrypt",
-                });
-            }
-            let material = ctx.material(&key, v)?;
-            let (bytes, pending) =
-                crate::fileenc::decrypt_to_path(&header, reader, &material, output)?;
-            let mut detail = format!("{bytes} bytes");
-            if v.record.state == KeyState::Compromised {
-                detail.push_str("; key version is COMPROMISED");
-            }
-            ctx.append(
-                tx,
-                ctx.draft("file.decrypt", Some(&key.id), Some(v.version), detail),
-            )?;
-            let report = DecryptReport {
-                key: key.record.name.clone(),
-                version: v.version,
-                state: v.record.state,
-                bytes,
-            };
-            Ok((report, pending))
-        })
+                    state: v.record.state,
+                    bytes,
+                };
+                Ok((report, pending))
+            },
+        )
         .and_then(|(report, pending)| pending.publish().map(|()| report))
     }
 
     /// Sign a file with the key's active ed25519 version; writes a small signature file.
     pub fn sign_file(&mut self, name: &str, input: &Path, signature_out: &Path) -> Result<u32> {
-        self.run("file.sign", (Some(name), None), |tx, ctx| {
-            let key = find_key(tx, ctx, name)?;
-            if key.record.key_type != KeyType::Ed25519 {
-                return Err(Error::WrongKeyType {
-                    name: name.into(),
-                    key_type: key.record.key_type.as_str(),
-                    operation: "sign",
-                    needed: "ed25519",
-                });
-            }
-            let versions = load_versions(tx, ctx, &key.id)?;
-            let v = versions
-                .iter()
-                .find(|v| v.record.state.may_protect())
-                .ok_or_else(|| Error::NoActiveVersion {
-                    name: name.into(),
-                    operation: "sign",
-                })?;
-            let material = ctx.material(&key, v)?;
-            let pending =
-                crate::fileenc::sign_path(&key.id, v.version, &material, input, signature_out)?;
-            ctx.append(
-                tx,
-                ctx.draft("file.sign", Some(&key.id), Some(v.version), String::new()),
-            )?;
-            Ok((v.version, pending))
-        })
+        self.run(
+            Some(OpKind::KeyUse),
+            "file.sign",
+            (Some(name), None),
+            |tx, ctx| {
+                let key = find_key(tx, ctx, name)?;
+                if key.record.key_type != KeyType::Ed25519 {
+                    return Err(Error::WrongKeyType {
+                        name: name.into(),
+                        key_type: key.record.key_type.as_str(),
+                        operation: "sign",
+                        needed: "ed25519",
+                    });
+                }
+                let versions = load_versions(tx, ctx, &key.id)?;
+                let v = versions
+                    .iter()
+                    .find(|v| v.record.state.may_protect())
+                    .ok_or_else(|| Error::NoActiveVersion {
+                        name: name.into(),
+                        operation: "sign",
+                    })?;
+                let material = ctx.material(&key, v)?;
+                let pending =
+                    crate::fileenc::sign_path(&key.id, v.version, &material, input, signature_out)?;
+                ctx.append(
+                    tx,
+                    ctx.draft("file.sign", Some(&key.id), Some(v.version), String::new()),
+                )?;
+                Ok((v.version, pending))
+            },
+        )
         .and_then(|(version, pending)| pending.publish().map(|()| version))
     }
 
@@ -1325,7 +1580,7 @@ impl Vault {
         input: &Path,
         signature: &Path,
     ) -> Result<VerifyReport> {
-        self.run("file.verify", (Some(name), None), |tx, ctx| {
+        self.run(None, "file.verify", (Some(name), None), |tx, ctx| {
             let key = find_key(tx, ctx, name)?;
             let sig = crate::fileenc::read_signature(signature)?;
             if sig.key_id != key.id {
@@ -1410,7 +1665,7 @@ impl Vault {
         } else {
             Outcome::Failed
         };
-        self.run("audit.verify", (None, None), |tx, ctx| {
+        self.run(None, "audit.verify", (None, None), |tx, ctx| {
             ctx.append(
                 tx,
                 Draft {
@@ -1426,9 +1681,12 @@ impl Vault {
     pub fn audit_export(&mut self, out: &Path) -> Result<u64> {
         // Claim the output first, so a refused path is never logged as an export.
         let mut pending = crate::fileenc::PendingOutput::create(out)?;
-        self.run("audit.export", (None, None), |tx, ctx| {
-            ctx.append(tx, ctx.draft("audit.export", None, None, "jsonl".into()))
-        })?;
+        self.run(
+            Some(OpKind::AuditExport),
+            "audit.export",
+            (None, None),
+            |tx, ctx| ctx.append(tx, ctx.draft("audit.export", None, None, "jsonl".into())),
+        )?;
         let (entries, checkpoints) = audit::load(&self.conn)?;
         let mut buf = Vec::new();
         audit::write_export(

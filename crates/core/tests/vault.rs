@@ -620,10 +620,12 @@ fn failed_unlocks_stay_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let (path, v) = test_vault(dir.path());
     v.lock();
-    for _ in 0..3 {
+    // Two: a third would start the back-off (tested below).
+    for _ in 0..2 {
         assert!(Vault::unlock(&path, &pass("nope"), "x").is_err());
     }
     let mut v = unlock(&path);
+    assert_eq!(v.failed_unlocks(), 2);
     assert!(v.integrity_warning().is_none());
     let report = v.audit_verify().unwrap();
     assert!(report.ok, "{}", report.message);
@@ -665,4 +667,59 @@ fn refusals_name_the_key_they_concern() {
     assert_eq!(last.key_id.as_deref(), Some(id.as_str()));
     assert_eq!(last.key_name.as_deref(), Some("k"));
     assert_eq!(last.detail, "wrong_key_type");
+}
+
+/// Pretend the last failure happened `secs` earlier (the back-off is measured from it).
+fn age_backoff(path: &Path, secs: i64) {
+    raw(path)
+        .execute(
+            "UPDATE backoff SET last_failure = last_failure - ?1",
+            [secs],
+        )
+        .unwrap();
+}
+
+#[test]
+fn wrong_passphrases_back_off_and_it_persists_and_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, v) = test_vault(dir.path());
+    v.lock();
+    for _ in 0..3 {
+        assert!(matches!(
+            Vault::unlock(&path, &pass("nope"), "x"),
+            Err(Error::WrongPassphrase)
+        ));
+    }
+    // Even the right passphrase waits now, and is not checked.
+    match Vault::unlock(&path, &pass(PASS), "x") {
+        Err(Error::BackedOff { wait_secs }) => assert!((1..=5).contains(&wait_secs), "{wait_secs}"),
+        other => panic!("expected a back-off, got {other:?}"),
+    }
+    // Persisted: a new process (peek opens the file afresh) sees it too.
+    let info = Vault::peek(&path).unwrap();
+    assert_eq!(info.failed_unlocks, 3);
+    assert!(info.wait_secs >= 1);
+    // After the delay, one more wrong guess doubles it.
+    age_backoff(&path, 5);
+    assert!(matches!(
+        Vault::unlock(&path, &pass("nope"), "x"),
+        Err(Error::WrongPassphrase)
+    ));
+    match Vault::unlock(&path, &pass(PASS), "x") {
+        Err(Error::BackedOff { wait_secs }) => assert!((6..=10).contains(&wait_secs), "{wait_secs}"),
+        other => panic!("expected a longer back-off, got {other:?}"),
+    }
+    // Once it has passed, the right passphrase unlocks, reports the failures and resets the count.
+    age_backoff(&path, 10);
+    let v = unlock(&path);
+    assert_eq!(v.failed_unlocks(), 4);
+    v.lock();
+    assert_eq!(Vault::peek(&path).unwrap().failed_unlocks, 0);
+    let mut v = unlock(&path);
+    let report = v.audit_verify().unwrap();
+    assert!(report.ok, "{}", report.message);
+    let entries = v.audit_entries().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "vault.unlock" && e.detail == "after 4 failed attempt(s)"));
 }
