@@ -1,16 +1,21 @@
 //! `custos`: the command line over custos-core, for scripting and tests.
 //!
 //! Passphrase: `CUSTOS_PASSPHRASE`, else `--passphrase-file F`, else a prompt without echo.
-//! Errors go to stderr as one line starting `error: `; exit status 1. `--json` prints machine-readable
-//! output where a command has it.
+//! Errors go to stderr as one line starting `error: `; exit status 1. An operation waiting for approvals
+//! exits with status 3 ("pending approval") after printing the request id. `--json` prints
+//! machine-readable output where a command has it.
+
+mod custody;
+mod devices;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use custos_core::policy::OpKind;
 use custos_core::{
     actor_name, format_duration, parse_duration, AuditReport, CalibrationProgress, Error,
-    InitOptions, KeyDetail, KeyState, KeyType, Passphrase, Vault,
+    InitOptions, KeyDetail, KeyState, KeyType, Operation, Passphrase, Vault,
 };
 use serde::Serialize;
 
@@ -26,6 +31,12 @@ struct Cli {
     /// Read the passphrase from this file (first line) instead of CUSTOS_PASSPHRASE or a prompt
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Act as this custodian (required once the vault has custodians)
+    #[arg(long = "as", global = true, env = "CUSTOS_AS", value_name = "NAME")]
+    acting: Option<String>,
+    /// Use the custodians' DEMO software keys (stored next to the vault) instead of hardware
+    #[arg(long, global = true)]
+    demo: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,6 +84,15 @@ enum Command {
     /// The tamper-evident audit log
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Custodians, their roles and hardware keys
+    #[command(subcommand)]
+    Custodian(custody::CustodianCmd),
+    /// Requests waiting for approvals (two-person rule)
+    #[command(subcommand)]
+    Approvals(custody::ApprovalsCmd),
+    /// The permission matrix and approval rules
+    #[command(subcommand)]
+    Rules(custody::RulesCmd),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +111,14 @@ enum VaultCmd {
     },
     /// Time Argon2id at this vault's parameters (a measurement for `make bench`; no passphrase needed)
     BenchKdf,
+    /// Bind the vault to a custodian's enrolled YubiKey PIV key: unlocking then needs the passphrase AND
+    /// that key (PIN, touch)
+    RequirePiv {
+        /// The custodian whose PIV key to bind to
+        custodian: String,
+        #[arg(long)]
+        serial: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +190,8 @@ enum Failure {
     Core(Error),
     Usage(String),
     Reported,
+    /// Waiting for approvals: exit status 3.
+    Pending(Box<custos_core::RequestView>),
 }
 
 impl From<Error> for Failure {
@@ -179,6 +209,7 @@ type CliResult<T = ()> = Result<T, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Core(e)) => {
@@ -190,6 +221,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(Failure::Reported) => ExitCode::FAILURE,
+        Err(Failure::Pending(r)) => {
+            if json {
+                let _ = print_json(&serde_json::json!({ "result": "pending", "request": r }));
+            }
+            eprintln!("{}", custody::pending_message(&r));
+            ExitCode::from(3)
+        }
     }
 }
 
@@ -254,18 +292,37 @@ fn new_passphrase(env: &str, file: Option<&Path>, label: &str) -> CliResult<Pass
 fn unlock(cli: &Cli) -> CliResult<Vault> {
     let path = vault_path(cli)?;
     let pass = passphrase(cli)?;
-    unlock_with(&path, &pass)
+    unlock_with(cli, &path, &pass)
 }
 
-fn unlock_with(path: &Path, pass: &Passphrase) -> CliResult<Vault> {
-    let v = Vault::unlock(path, pass, &actor_name())?;
+/// Unlock (with the YubiKey when the vault is bound to one) and act as `--as`.
+fn unlock_with(cli: &Cli, path: &Path, pass: &Passphrase) -> CliResult<Vault> {
+    let info = Vault::peek(path)?;
+    let mut v = match &info.piv_required {
+        None => Vault::unlock(path, pass, &actor_name())?,
+        Some(f) => {
+            let mut card = devices::piv_for(path, &f.custodian, cli.demo, Some(f.serial), false)?;
+            let pin = devices::pin(&format!(
+                "PIV PIN of {}'s YubiKey (serial {}), needed to unlock",
+                f.custodian, f.serial
+            ))?;
+            Vault::unlock_with(path, pass, &actor_name(), Some((card.as_mut(), &pin)))?
+        }
+    };
+    if v.failed_unlocks() > 0 {
+        eprintln!(
+            "ALERT: {} failed unlock attempt(s) since the last unlock (see `custos audit list`).",
+            v.failed_unlocks()
+        );
+    }
     if let Some(w) = v.integrity_warning() {
         eprintln!("WARNING: AUDIT LOG INTEGRITY: {w}. Run `custos audit verify` and investigate.");
     }
+    v.act_as(cli.acting.as_deref())?;
     Ok(v)
 }
 
-fn print_json<T: Serialize>(v: &T) -> CliResult {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v).map_err(|e| Failure::Usage(e.to_string()))?;
     println!("{s}");
     Ok(())
@@ -396,6 +453,9 @@ fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Audit(cmd) => audit_cmd(&cli, cmd)?,
+        Command::Custodian(cmd) => custody::custodian_cmd(&cli, cmd)?,
+        Command::Approvals(cmd) => custody::approvals_cmd(&cli, cmd)?,
+        Command::Rules(cmd) => custody::rules_cmd(&cli, cmd)?,
     }
     Ok(())
 }
@@ -438,13 +498,17 @@ fn vault_cmd(cli: &Cli, cmd: &VaultCmd) -> CliResult {
                 new_passphrase_file.as_deref(),
                 "New passphrase",
             )?;
-            let mut v = unlock_with(&vault_path(cli)?, &old)?;
+            let mut v = unlock_with(cli, &vault_path(cli)?, &old)?;
+            let mut key = custody::requester_key(cli, &v)?;
+            v.touch_for(OpKind::VaultPassphrase, devices::borrow(&mut key))?;
             v.change_passphrase(&old, &new)?;
             println!("passphrase changed (the root key was re-wrapped; keys are untouched)");
         }
         VaultCmd::Rekdf { target_ms } => {
             let pass = passphrase(cli)?;
-            let mut v = unlock_with(&vault_path(cli)?, &pass)?;
+            let mut v = unlock_with(cli, &vault_path(cli)?, &pass)?;
+            let mut key = custody::requester_key(cli, &v)?;
+            v.touch_for(OpKind::VaultPassphrase, devices::borrow(&mut key))?;
             let kdf = v.rekdf(&pass, *target_ms, &mut progress_printer(cli.json))?;
             if cli.json {
                 print_json(&kdf)?;
@@ -454,6 +518,25 @@ fn vault_cmd(cli: &Cli, cmd: &VaultCmd) -> CliResult {
                     kdf.memory_kib / 1024,
                     kdf.iterations,
                     kdf.parallelism
+                );
+            }
+        }
+        VaultCmd::RequirePiv { custodian, serial } => {
+            let pass = passphrase(cli)?;
+            let path = vault_path(cli)?;
+            let mut v = unlock_with(cli, &path, &pass)?;
+            let demo = cli.demo || v.custody_status()?.demo;
+            let mut key = custody::requester_key(cli, &v)?;
+            v.touch_for(OpKind::VaultRequirePiv, devices::borrow(&mut key))?;
+            let mut card = devices::piv_for(&path, custodian, demo, *serial, false)?;
+            let pin = devices::pin(&format!("PIV PIN of {custodian}'s YubiKey"))?;
+            let f = v.require_piv(&pass, custodian, card.as_mut(), &pin)?;
+            if cli.json {
+                print_json(&f)?;
+            } else {
+                println!(
+                    "unlocking now needs the passphrase and {}'s YubiKey (serial {}, slot {:02x})",
+                    f.custodian, f.serial, f.slot
                 );
             }
         }
@@ -565,13 +648,32 @@ fn key_cmd(cli: &Cli, cmd: &KeyCmd) -> CliResult {
             return Ok(());
         }
         KeyCmd::Show { name } => v.key_detail(name)?,
-        KeyCmd::Rotate { name } => v.rotate_key(name)?,
+        KeyCmd::Rotate { name } => {
+            gated(cli, &mut v, Operation::KeyRotate { key: name.clone() })?;
+            v.key_detail(name)?
+        }
         KeyCmd::SetState {
             name,
             version,
             state,
-        } => v.set_state(name, *version, KeyState::parse(state)?)?,
-        KeyCmd::Destroy { name, version } => v.destroy_version(name, *version)?,
+        } => {
+            let op = Operation::KeySetState {
+                key: name.clone(),
+                version: *version,
+                state: KeyState::parse(state)?,
+            };
+            gated(cli, &mut v, op)?;
+            v.key_detail(name)?
+        }
+        KeyCmd::Destroy { name, version } => {
+            let op = Operation::KeySetState {
+                key: name.clone(),
+                version: *version,
+                state: KeyState::Destroyed,
+            };
+            gated(cli, &mut v, op)?;
+            v.key_detail(name)?
+        }
         KeyCmd::Policy { name, policy } => {
             let every = match (&policy.rotate_every, policy.no_rotation) {
                 (Some(d), _) => Some(parse_duration(d)?),
@@ -582,7 +684,12 @@ fn key_cmd(cli: &Cli, cmd: &KeyCmd) -> CliResult {
                     ))
                 }
             };
-            v.set_rotation_policy(name, every)?
+            let op = Operation::KeyPolicy {
+                key: name.clone(),
+                rotate_every_secs: every.map(|d| d.as_secs()),
+            };
+            gated(cli, &mut v, op)?;
+            v.key_detail(name)?
         }
     };
     if cli.json {
@@ -590,6 +697,14 @@ fn key_cmd(cli: &Cli, cmd: &KeyCmd) -> CliResult {
     } else {
         print_detail(&detail);
         Ok(())
+    }
+}
+
+/// Run a sensitive operation through the presence gate; a pending request ends the command (exit 3).
+fn gated(cli: &Cli, v: &mut Vault, op: Operation) -> CliResult {
+    match custody::perform(cli, v, op)? {
+        custos_core::Performed::Done { .. } => Ok(()),
+        custos_core::Performed::Pending { request } => Err(Failure::Pending(Box::new(request))),
     }
 }
 
@@ -651,7 +766,17 @@ fn audit_cmd(cli: &Cli, cmd: &AuditCmd) -> CliResult {
         }
         AuditCmd::Export { format: _, output } => {
             let mut v = unlock(cli)?;
-            let n = v.audit_export(output)?;
+            let op = Operation::AuditExport {
+                path: output.clone(),
+            };
+            let n = match custody::perform(cli, &mut v, op)? {
+                custos_core::Performed::Done { .. } => std::fs::read_to_string(output)
+                    .map(|t| t.lines().count().saturating_sub(1) as u64)
+                    .unwrap_or(0),
+                custos_core::Performed::Pending { request } => {
+                    return Err(Failure::Pending(Box::new(request)))
+                }
+            };
             if cli.json {
                 print_json(&serde_json::json!({ "entries": n, "output": output }))
             } else {

@@ -875,6 +875,7 @@ impl Vault {
         }
         // The operation runs in the requester's name, with every touch in its audit entry.
         let saved_actor = std::mem::replace(&mut self.ctx.actor, record.requester.clone());
+        let saved_acting = self.acting.replace(record.requester.clone());
         let outcome = self.execute(
             &record.operation,
             record.requester_evidence.as_ref(),
@@ -882,6 +883,7 @@ impl Vault {
             record.authenticator.clone(),
         );
         self.ctx.actor = saved_actor;
+        self.acting = saved_acting;
         record.status = if outcome.is_ok() {
             RequestStatus::Done
         } else {
@@ -997,9 +999,24 @@ impl Vault {
             time: rfc3339(now()),
             demo: identity.demo,
         };
+        // The counter is recorded at once (with the touch in the audit log), whatever becomes of the
+        // operation: a replay of this assertion would meet a counter it does not exceed.
         let (conn, ctx) = (&mut self.conn, &self.ctx);
         let tx = begin(conn, ctx)?;
         write_custodian(&tx, ctx, &row)?;
+        ctx.append(
+            &tx,
+            ctx.draft(
+                "presence.verify",
+                None,
+                None,
+                format!(
+                    "{} challenge {}",
+                    evidence.audit_text(),
+                    &evidence.challenge[..16]
+                ),
+            ),
+        )?;
         tx.commit()?;
         Ok(evidence)
     }

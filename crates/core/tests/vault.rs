@@ -706,7 +706,9 @@ fn wrong_passphrases_back_off_and_it_persists_and_grows() {
         Err(Error::WrongPassphrase)
     ));
     match Vault::unlock(&path, &pass(PASS), "x") {
-        Err(Error::BackedOff { wait_secs }) => assert!((6..=10).contains(&wait_secs), "{wait_secs}"),
+        Err(Error::BackedOff { wait_secs }) => {
+            assert!((6..=10).contains(&wait_secs), "{wait_secs}")
+        }
         other => panic!("expected a longer back-off, got {other:?}"),
     }
     // Once it has passed, the right passphrase unlocks, reports the failures and resets the count.
