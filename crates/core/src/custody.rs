@@ -1254,7 +1254,7 @@ impl Vault {
             id: hex::encode(random_bytes::<4>()?),
             device: identity,
             kind: AuthenticatorKind::Fido2 {
-                aaguid: aaguid_of(&credential),
+                aaguid: aaguid_of(&credential, &reg),
                 attestation: attestation_of(&credential),
                 credential: Box::new(credential),
             },

@@ -191,14 +191,48 @@ impl RelyingParty {
     }
 }
 
-/// The AAGUID of a registered credential, when its attestation carries one.
-pub(crate) fn aaguid_of(c: &Credential) -> Option<String> {
-    match &c.attestation.metadata {
-        AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
-            Some(aaguid.to_string())
-        }
-        _ => None,
+/// The AAGUID of a registered credential: from the attestation metadata when webauthn-rs extracted
+/// it, else from the authenticator data of the attestation object (bytes 37..53 when the
+/// attested-credential flag is set). An all-zero AAGUID (anonymous) counts as none.
+pub(crate) fn aaguid_of(c: &Credential, reg: &RegisterPublicKeyCredential) -> Option<String> {
+    if let AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } =
+        &c.attestation.metadata
+    {
+        return Some(aaguid.to_string());
     }
+    let auth_data = cbor_bytes_after(reg.response.attestation_object.as_ref(), b"\x68authData")?;
+    if auth_data.get(32)? & 0x40 == 0 {
+        return None;
+    }
+    let a = auth_data.get(37..53)?;
+    if a.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let h = hex::encode(a);
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// The CBOR byte string that follows `key` (an encoded text-string key) in `cbor`.
+fn cbor_bytes_after<'a>(cbor: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = cbor.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = cbor.get(at..)?;
+    let (len, skip) = match *rest.first()? {
+        b @ 0x40..=0x57 => ((b - 0x40) as usize, 1),
+        0x58 => (*rest.get(1)? as usize, 2),
+        0x59 => (
+            u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?]) as usize,
+            3,
+        ),
+        _ => return None,
+    };
+    rest.get(skip..skip + len)
 }
 
 /// A short description of the attestation a credential came with.
