@@ -1052,6 +1052,8 @@ impl Vault {
         if let Err(e) = &result {
             self.record_refusal(action, target, e);
         }
+        // A touch's evidence belongs to one operation only.
+        self.ctx.evidence = None;
         result
     }
 
@@ -1059,6 +1061,8 @@ impl Vault {
     /// is never logged with a signature (that would seal the tampered state); it is raised as the
     /// session's integrity warning instead.
     pub(crate) fn record_refusal(&mut self, action: &str, (key, version): Target<'_>, e: &Error) {
+        // A refused operation never leaves a touch behind for a later one.
+        self.granted = None;
         if let Error::Tampered(m) = e {
             self.integrity_warning = Some(m.clone());
             return;
