@@ -596,9 +596,12 @@ impl Vault {
         device: Option<&mut dyn Fido2Client>,
     ) -> Result<Performed> {
         let kind = op.kind();
+        self.refusal_recorded = false;
         let result = self.perform_inner(&op, device);
         if let Err(e) = &result {
-            self.record_refusal(kind.as_str(), (None, None), e);
+            if !self.refusal_recorded {
+                self.record_refusal(kind.as_str(), (None, None), e);
+            }
         }
         result
     }
@@ -718,9 +721,32 @@ impl Vault {
                     return Err(Error::CustodianExists(name.clone()));
                 }
             }
-            Operation::KeySetState { key, .. }
-            | Operation::KeyRotate { key }
-            | Operation::KeyPolicy { key, .. } => {
+            Operation::KeySetState {
+                key,
+                version,
+                state,
+            } => {
+                // Refuse an illegal transition before anyone touches a key for it.
+                let d = self.key_detail(key)?;
+                let v = d
+                    .versions
+                    .iter()
+                    .find(|v| v.version == *version)
+                    .ok_or_else(|| Error::NoSuchVersion {
+                        name: key.clone(),
+                        version: *version,
+                    })?;
+                if !v.state.can_become(*state) {
+                    return Err(Error::IllegalTransition {
+                        name: key.clone(),
+                        version: *version,
+                        from: v.state.as_str(),
+                        to: state.as_str(),
+                        allowed: crate::keys::describe_allowed(v.state),
+                    });
+                }
+            }
+            Operation::KeyRotate { key } | Operation::KeyPolicy { key, .. } => {
                 self.key_detail(key)?;
             }
             Operation::CustodianRevoke {
@@ -799,9 +825,12 @@ impl Vault {
     /// Approve a pending request as the acting custodian, with their touch. When the rule is met the
     /// operation runs.
     pub fn approve(&mut self, request: &str, device: &mut dyn Fido2Client) -> Result<Performed> {
+        self.refusal_recorded = false;
         let result = self.approve_inner(request, device);
         if let Err(e) = &result {
-            self.record_refusal("request.approve", (None, None), e);
+            if !self.refusal_recorded {
+                self.record_refusal("request.approve", (None, None), e);
+            }
         }
         result
     }
@@ -1220,9 +1249,12 @@ impl Vault {
         new_key: &mut dyn Fido2Client,
         requester_key: Option<&mut dyn Fido2Client>,
     ) -> Result<Performed> {
+        self.refusal_recorded = false;
         let result = self.enroll_fido2_inner(name, new_key, requester_key);
         if let Err(e) = &result {
-            self.record_refusal("custodian.enroll", (None, None), e);
+            if !self.refusal_recorded {
+                self.record_refusal("custodian.enroll", (None, None), e);
+            }
         }
         result
     }

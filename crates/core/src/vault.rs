@@ -397,6 +397,8 @@ pub struct Vault {
     pub(crate) granted: Option<OpKind>,
     /// The requester's touch for an enrolment in progress.
     pub(crate) enrol_evidence: Option<crate::custody::Evidence>,
+    /// Set when a refusal was written, so that an outer layer does not write it twice.
+    pub(crate) refusal_recorded: bool,
 }
 
 impl std::fmt::Debug for Vault {
@@ -885,6 +887,7 @@ impl Vault {
             acting: None,
             granted: None,
             enrol_evidence: None,
+            refusal_recorded: false,
         })
     }
 
@@ -1008,6 +1011,7 @@ impl Vault {
             acting: None,
             granted: None,
             enrol_evidence: None,
+            refusal_recorded: false,
         })
     }
 
@@ -1063,6 +1067,7 @@ impl Vault {
     pub(crate) fn record_refusal(&mut self, action: &str, (key, version): Target<'_>, e: &Error) {
         // A refused operation never leaves a touch behind for a later one.
         self.granted = None;
+        self.refusal_recorded = true;
         if let Error::Tampered(m) = e {
             self.integrity_warning = Some(m.clone());
             return;
