@@ -20,8 +20,9 @@ PACKAGES=(
   # Tauri v2 / WebKitGTK build and run
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev
   libxdo-dev libudev-dev libpcsclite-dev libclang-dev pkg-config build-essential
-  # smart cards (YubiKey PIV through PC/SC)
-  pcscd
+  # smart cards (YubiKey PIV through PC/SC); libccid is the reader driver a USB YubiKey needs
+  # (pcscd may also be satisfied by another ifd handler, so name it)
+  pcscd libccid
   # headless window, WebDriver E2E, screenshots
   xvfb xauth webkit2gtk-driver imagemagick xdotool
   # benchmark: libsodium Argon2id harness, stock age, JSON parsing

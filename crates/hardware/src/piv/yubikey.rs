@@ -1,0 +1,399 @@
+//! A YubiKey's PIV application over PC/SC, with the `yubikey` crate 0.8 (feature `untested`).
+//!
+//! **None of this has run against a real YubiKey yet** (these machines have no USB). What was shown
+//! here: with no pcscd, `open` answers [`Error::PcscNotRunning`]; with pcscd and no reader,
+//! [`Error::NoDevice`]. The APDU-level behaviour (metadata, management-key authentication,
+//! generation, ECDH) follows the crate and Yubico's documentation and was exercised elsewhere only
+//! against a software card behind vpcd (shared/notes/hardware-twins.md). Status words on a real key
+//! may differ: follow docs/hardware-checklist.md and compare with a `pcscd -f -a` trace before
+//! relying on an exact error.
+//!
+//! Requirements, checked with a clear message rather than assumed:
+//! - firmware 5.3 or later (GET METADATA, to tell default credentials and occupied slots without
+//!   spending a PIN try);
+//! - a 3DES management key, stored PIN-protected on the key (`ykman ... --protect`) or given in
+//!   `CUSTOS_PIV_MGMT_KEY` (48 hex digits). AES management keys (the default from firmware 5.7) are
+//!   not spoken by the crate 0.8.
+
+use std::fmt;
+use std::sync::Arc;
+
+use custos_core::hardware::{DeviceIdentity, Pin, PivCard};
+use custos_core::{Error, Result, SecretBytes};
+use yubikey::piv::{self, AlgorithmId, ManagementSlotId, RetiredSlotId, SlotId};
+use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
+use zeroize::Zeroizing;
+
+use super::{
+    check_pin_format, check_slot, default_credentials_message, peer_point, Defaults,
+    CHANGE_MANAGEMENT_KEY,
+};
+use crate::prompt::Prompt;
+
+/// The environment variable that may hold the management key (hex), for keys whose management key
+/// is not stored PIN-protected on the YubiKey.
+pub const MGMT_KEY_ENV: &str = "CUSTOS_PIV_MGMT_KEY";
+
+/// A YubiKey's PIV application.
+pub struct YubiKeyPiv {
+    yk: YubiKey,
+    prompt: Option<Arc<dyn Prompt>>,
+}
+
+impl fmt::Debug for YubiKeyPiv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("YubiKeyPiv")
+            .field("serial", &self.yk.serial().0)
+            .field("version", &self.yk.version().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// PC/SC and card errors as the person should read them.
+fn map_error(e: yubikey::Error) -> Error {
+    use pcsc::Error as P;
+    match e {
+        yubikey::Error::PcscError {
+            inner: Some(P::NoService | P::ServiceStopped),
+        } => Error::PcscNotRunning,
+        yubikey::Error::PcscError {
+            inner:
+                Some(
+                    P::NoReadersAvailable
+                    | P::NoSmartcard
+                    | P::RemovedCard
+                    | P::ResetCard
+                    | P::UnpoweredCard
+                    | P::UnresponsiveCard
+                    | P::UnknownReader
+                    | P::ReaderUnavailable,
+                ),
+        } => Error::NoDevice("YubiKey"),
+        yubikey::Error::PcscError {
+            inner: Some(P::SharingViolation),
+        } => Error::Device(
+            "the YubiKey is in use by another program (gpg's scdaemon, ykman, a browser): close \
+             it (e.g. `gpgconf --kill scdaemon`) and try again"
+                .into(),
+        ),
+        // `YubiKey::open` reports two keys this way (and logs "multiple YubiKeys detected").
+        yubikey::Error::PcscError { inner: None } => Error::Device(
+            "several YubiKeys are plugged in: leave only the custodian's key plugged in, or name \
+             it by its serial"
+                .into(),
+        ),
+        yubikey::Error::NotFound => Error::NoDevice("YubiKey"),
+        yubikey::Error::AppletNotFound { .. } => {
+            Error::Device("this card has no PIV application".into())
+        }
+        yubikey::Error::PinLocked | yubikey::Error::WrongPin { tries: 0 } => {
+            Error::PinBlocked("YubiKey PIV")
+        }
+        yubikey::Error::WrongPin { tries } => Error::WrongPin {
+            retries: Some(u32::from(tries)),
+        },
+        other => Error::Device(format!("YubiKey PIV: {other}")),
+    }
+}
+
+fn retired(slot: u8) -> Result<SlotId> {
+    check_slot(slot)?;
+    RetiredSlotId::try_from(slot)
+        .map(SlotId::Retired)
+        .map_err(|_| Error::Internal(format!("slot {slot:02x} is not a retired slot")))
+}
+
+/// The SEC1 point of a public key from the card (the BIT STRING of its SubjectPublicKeyInfo), checked
+/// to be an uncompressed P-256 point.
+fn point_of(raw: &[u8]) -> Result<Vec<u8>> {
+    let point = raw.to_vec();
+    let checked = peer_point(&point)
+        .map_err(|_| Error::Device("the YubiKey returned a public key that is not P-256".into()))?;
+    if checked != point {
+        return Err(Error::Device(
+            "the YubiKey returned a public key in an unexpected encoding".into(),
+        ));
+    }
+    Ok(point)
+}
+
+impl YubiKeyPiv {
+    /// Opens the YubiKey with `serial`, or the only one plugged in. [`Error::PcscNotRunning`] when
+    /// pcscd is not running, [`Error::NoDevice`] when there is no reader or no key.
+    pub fn open(serial: Option<u32>) -> Result<Self> {
+        let yk = match serial {
+            Some(s) => YubiKey::open_by_serial(Serial(s)),
+            None => YubiKey::open(),
+        }
+        .map_err(map_error)?;
+        Ok(Self { yk, prompt: None })
+    }
+
+    /// Where "touch your YubiKey" is shown before an operation that waits for a touch.
+    pub fn set_prompt(&mut self, prompt: Arc<dyn Prompt>) {
+        self.prompt = Some(prompt);
+    }
+
+    /// The PIV application's version, e.g. "5.4.3".
+    pub fn version(&self) -> String {
+        self.yk.version().to_string()
+    }
+
+    /// GET METADATA needs firmware 5.3.
+    fn require_metadata(&self) -> Result<()> {
+        let v = self.yk.version();
+        if v.major > 5 || (v.major == 5 && v.minor >= 3) {
+            Ok(())
+        } else {
+            Err(Error::Device(format!(
+                "this YubiKey's PIV firmware ({v}) is older than 5.3: it cannot report whether its \
+                 PIN is still the factory one or which slots hold keys without spending PIN tries, \
+                 so Custos does not use it for PIV"
+            )))
+        }
+    }
+
+    fn verify_pin(&mut self, pin: &Pin) -> Result<()> {
+        check_pin_format(pin.expose())?;
+        self.yk
+            .verify_pin(pin.expose().as_bytes())
+            .map_err(map_error)
+    }
+
+    /// Management-key authentication: `CUSTOS_PIV_MGMT_KEY` if set, else the PIN-protected key
+    /// stored on the YubiKey (which needs the PIN verified first).
+    fn authenticate(&mut self) -> Result<()> {
+        let mgm = match std::env::var(MGMT_KEY_ENV) {
+            Ok(hex_key) => {
+                let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| {
+                    Error::Device(format!("{MGMT_KEY_ENV} is not hex: it must hold 48 hex digits"))
+                })?);
+                // A weak 3DES key is refused by the crate.
+                MgmKey::from_bytes(bytes.as_slice()).map_err(|_| {
+                    Error::Device(format!(
+                        "{MGMT_KEY_ENV} is not a usable 3DES management key (48 hex digits)"
+                    ))
+                })?
+            }
+            Err(_) => MgmKey::get_protected(&mut self.yk).map_err(|_| {
+                Error::Device(format!(
+                    "this YubiKey has no PIN-protected management key: run `{CHANGE_MANAGEMENT_KEY}`, \
+                     or give the management key in {MGMT_KEY_ENV} (48 hex digits); nothing was done"
+                ))
+            })?,
+        };
+        self.yk.authenticate(mgm).map_err(|e| match e {
+            yubikey::Error::AuthenticationError => Error::Device(format!(
+                "the YubiKey refused the management key. If it is an AES key (the default from \
+                 firmware 5.7), replace it with `{CHANGE_MANAGEMENT_KEY}`; nothing was done"
+            )),
+            other => map_error(other),
+        })
+    }
+
+    fn slot_metadata(&mut self, slot: SlotId) -> Result<Option<piv::SlotMetadata>> {
+        self.require_metadata()?;
+        match piv::metadata(&mut self.yk, slot) {
+            Ok(m) => Ok(Some(m)),
+            // An empty slot answers "not found" (6A88), which the crate reports as GenericError.
+            Err(yubikey::Error::GenericError) => Ok(None),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Runs `f` on the card with "touch your YubiKey" shown meanwhile.
+    fn with_touch<R>(&mut self, f: impl FnOnce(&mut YubiKey) -> R) -> R {
+        if let Some(p) = &self.prompt {
+            p.touch("YubiKey");
+        }
+        let r = f(&mut self.yk);
+        if let Some(p) = &self.prompt {
+            p.done();
+        }
+        r
+    }
+}
+
+impl PivCard for YubiKeyPiv {
+    fn identity(&self) -> DeviceIdentity {
+        DeviceIdentity {
+            kind: "piv".into(),
+            description: format!(
+                "YubiKey (PIV {}, serial {})",
+                self.yk.version(),
+                self.yk.serial()
+            ),
+            serial: Some(self.yk.serial().0),
+            demo: false,
+        }
+    }
+
+    fn serial(&self) -> u32 {
+        self.yk.serial().0
+    }
+
+    /// From GET METADATA on the PIN (80), PUK (81) and management-key (9B) slots: their "default"
+    /// flag, read without verifying anything, so no PIN or PUK try is spent. A management key the
+    /// crate cannot parse (AES) is reported with the command that replaces it with a 3DES one.
+    /// Not yet run on a real YubiKey.
+    fn check_not_default(&mut self) -> Result<()> {
+        self.require_metadata()?;
+        let mut defaults = Defaults::default();
+        for (slot, flag) in [
+            (ManagementSlotId::Pin, &mut defaults.pin),
+            (ManagementSlotId::Puk, &mut defaults.puk),
+        ] {
+            let m = piv::metadata(&mut self.yk, SlotId::Management(slot)).map_err(map_error)?;
+            *flag = m.default == Some(true);
+        }
+        let aes_management_key = match piv::metadata(
+            &mut self.yk,
+            SlotId::Management(ManagementSlotId::Management),
+        ) {
+            Ok(m) => {
+                defaults.management_key = m.default == Some(true);
+                false
+            }
+            // The 0.8 parser knows only the 3DES management-key algorithm (03).
+            Err(yubikey::Error::AlgorithmError) => true,
+            Err(e) => return Err(map_error(e)),
+        };
+        if defaults != Defaults::default() {
+            return Err(Error::DefaultCredentials(default_credentials_message(
+                defaults,
+            )));
+        }
+        if aes_management_key {
+            return Err(Error::Device(format!(
+                "this YubiKey's PIV management key is not 3DES (firmware 5.7 and later use AES by \
+                 default), which Custos's PIV driver cannot use yet: replace it with \
+                 `{CHANGE_MANAGEMENT_KEY}`; nothing was done"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Not yet run on a real YubiKey.
+    fn generate_p256(&mut self, slot: u8, pin: &Pin) -> Result<Vec<u8>> {
+        let slot_id = retired(slot)?;
+        if self.slot_metadata(slot_id)?.is_some() {
+            return Err(Error::Device(format!(
+                "slot {slot:02x} of this YubiKey already holds a key: choose another retired slot \
+                 (82 to 95), or clear it with `ykman piv keys delete {slot:02x}` if it is really \
+                 unused; nothing was done"
+            )));
+        }
+        self.verify_pin(pin)?;
+        self.authenticate()?;
+        let spki = piv::generate(
+            &mut self.yk,
+            slot_id,
+            AlgorithmId::EccP256,
+            PinPolicy::Once,
+            TouchPolicy::Always,
+        )
+        .map_err(map_error)?;
+        point_of(spki.subject_public_key.raw_bytes())
+    }
+
+    /// Not yet run on a real YubiKey.
+    fn public_key(&mut self, slot: u8) -> Result<Vec<u8>> {
+        let slot_id = retired(slot)?;
+        match self.slot_metadata(slot_id)? {
+            Some(piv::SlotMetadata {
+                public: Some(spki), ..
+            }) => point_of(spki.subject_public_key.raw_bytes()),
+            _ => Err(Error::Device(format!(
+                "slot {slot:02x} of this YubiKey holds no key"
+            ))),
+        }
+    }
+
+    /// Not yet run on a real YubiKey. A touch the key did not get answers "security status not
+    /// satisfied" (6982), which the crate reports as an authentication error: right after a
+    /// successful VERIFY, that is read as [`Error::NoTouch`] (as other YubiKey tools do).
+    fn ecdh(&mut self, slot: u8, peer: &[u8], pin: &Pin) -> Result<SecretBytes> {
+        let slot_id = retired(slot)?;
+        let peer = Zeroizing::new(peer_point(peer)?);
+        match self.slot_metadata(slot_id)? {
+            Some(piv::SlotMetadata {
+                algorithm: piv::ManagementAlgorithmId::Asymmetric(AlgorithmId::EccP256),
+                ..
+            }) => {}
+            Some(_) => {
+                return Err(Error::Device(format!(
+                    "slot {slot:02x} of this YubiKey holds a key that is not P-256"
+                )))
+            }
+            None => {
+                return Err(Error::Device(format!(
+                    "slot {slot:02x} of this YubiKey holds no key"
+                )))
+            }
+        }
+        self.verify_pin(pin)?;
+        let result = self.with_touch(|yk| {
+            // `decrypt_data` with a P-256 key is ECDH (GENERAL AUTHENTICATE, tag 85).
+            piv::decrypt_data(yk, peer.as_slice(), AlgorithmId::EccP256, slot_id)
+        });
+        let shared = result.map_err(|e| match e {
+            yubikey::Error::AuthenticationError => Error::NoTouch,
+            other => map_error(other),
+        })?;
+        if shared.len() != 32 {
+            return Err(Error::Device(format!(
+                "the YubiKey returned {} bytes for a P-256 ECDH, expected 32",
+                shared.len()
+            )));
+        }
+        Ok(SecretBytes::new(shared.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcsc_and_card_errors_map_to_actionable_errors() {
+        use pcsc::Error as P;
+        let pc = |e| yubikey::Error::PcscError { inner: Some(e) };
+        assert!(matches!(map_error(pc(P::NoService)), Error::PcscNotRunning));
+        assert!(matches!(
+            map_error(pc(P::ServiceStopped)),
+            Error::PcscNotRunning
+        ));
+        assert!(matches!(
+            map_error(pc(P::NoReadersAvailable)),
+            Error::NoDevice("YubiKey")
+        ));
+        assert!(matches!(
+            map_error(pc(P::RemovedCard)),
+            Error::NoDevice("YubiKey")
+        ));
+        assert!(matches!(
+            map_error(yubikey::Error::NotFound),
+            Error::NoDevice("YubiKey")
+        ));
+        assert!(matches!(
+            map_error(yubikey::Error::WrongPin { tries: 2 }),
+            Error::WrongPin { retries: Some(2) }
+        ));
+        assert!(matches!(
+            map_error(yubikey::Error::WrongPin { tries: 0 }),
+            Error::PinBlocked("YubiKey PIV")
+        ));
+        assert!(matches!(
+            map_error(yubikey::Error::PinLocked),
+            Error::PinBlocked("YubiKey PIV")
+        ));
+        match map_error(yubikey::Error::PcscError { inner: None }) {
+            Error::Device(m) => assert!(m.contains("several YubiKeys"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match map_error(pc(P::SharingViolation)) {
+            Error::Device(m) => assert!(m.contains("scdaemon"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
