@@ -1028,6 +1028,8 @@ impl SoftCtap2Device {
     /// — in clear.
     pub fn create_file(path: &Path, config: Config) -> io::Result<Self> {
         let mut state = State::new(config);
+        // Only the PIN's hash is kept; the clear PIN in the config is not needed any more.
+        state.config.pin = None;
         state.file = Some(path.to_path_buf());
         persist::write_new(path, &state.to_file_state().to_json()?)?;
         Ok(Self {
