@@ -107,17 +107,15 @@ pub fn requester_key(
     match (status.unguarded, v.acting_as()) {
         (true, _) | (false, None) => Ok(None),
         (false, Some(me)) => {
-            let enrolled = v
-                .custodians()?
-                .into_iter()
-                .any(|c| c.name == me && c.authenticators.iter().any(|a| a.revoked.is_none()));
-            if !enrolled {
+            let active = active_devices(v, me)?;
+            if active.is_empty() {
                 return Ok(None);
             }
             Ok(Some(devices::fido2_for(
                 &vault_path(cli)?,
                 me,
                 cli.demo || status.demo,
+                &active,
             )?))
         }
     }
@@ -244,6 +242,17 @@ pub fn custodian_cmd(cli: &Cli, cmd: &CustodianCmd) -> CliResult {
     }
 }
 
+/// The device descriptions of `name`'s active FIDO2 authenticators.
+fn active_devices(v: &custos_core::Vault, name: &str) -> CliResult<Vec<String>> {
+    Ok(v.custodians()?
+        .into_iter()
+        .filter(|c| c.name == name)
+        .flat_map(|c| c.authenticators)
+        .filter(|a| a.revoked.is_none() && a.kind == "fido2")
+        .map(|a| a.device.description)
+        .collect())
+}
+
 fn has_key(v: &custos_core::Vault, name: &str) -> CliResult<bool> {
     Ok(v.custodians()?
         .into_iter()
@@ -286,7 +295,8 @@ pub fn approvals_cmd(cli: &Cli, cmd: &ApprovalsCmd) -> CliResult {
                 .map(String::from)
                 .ok_or(custos_core::Error::IdentityRequired)?;
             let demo = cli.demo || v.custody_status()?.demo;
-            let mut key = devices::fido2_for(&vault_path(cli)?, &me, demo)?;
+            let active = active_devices(&v, &me)?;
+            let mut key = devices::fido2_for(&vault_path(cli)?, &me, demo, &active)?;
             let p = v.approve(id, key.as_mut())?;
             report(cli, p)
         }

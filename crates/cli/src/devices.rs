@@ -22,7 +22,10 @@ impl Prompt for TerminalPrompt {
             .map(Pin::new)
     }
     fn touch(&self, device: &str) {
-        eprintln!("Touch your key now: {device}");
+        // For a person at the terminal; scripts get the outcome only (one `error:` line on failure).
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!("Touch your key now: {device}");
+        }
     }
 }
 
@@ -45,15 +48,26 @@ pub fn demo_piv_path(vault: &Path, name: &str) -> PathBuf {
     demo_dir(vault).join(format!("{name}-piv.json"))
 }
 
-/// The key `name` touches with: their first demo key, or the FIDO2 key on USB.
-pub fn fido2_for(vault: &Path, name: &str, demo: bool) -> Result<Box<dyn Fido2Client>> {
+/// The key `name` touches with: with `--demo`, the first of their demo key files that backs a
+/// credential still active (`active` = the device descriptions of their active authenticators, which
+/// name the file); else the FIDO2 key on USB.
+pub fn fido2_for(
+    vault: &Path,
+    name: &str,
+    demo: bool,
+    active: &[String],
+) -> Result<Box<dyn Fido2Client>> {
     if demo {
-        let path = demo_fido2_path(vault, name, 1);
-        if !path.exists() {
-            return Err(Error::NoDevice(
-                "demo FIDO2 key (enrol one with --demo first)",
-            ));
-        }
+        let path = (1..=64)
+            .map(|n| demo_fido2_path(vault, name, n))
+            .filter(|p| p.exists())
+            .find(|p| {
+                let shown = p.display().to_string();
+                active.iter().any(|d| d.contains(&shown))
+            })
+            .ok_or(Error::NoDevice(
+                "demo FIDO2 key with an active credential (enrol one with --demo)",
+            ))?;
         return Ok(Box::new(custos_hardware::fido2::open_demo(
             &path,
             prompt(),
@@ -108,14 +122,18 @@ pub fn piv_for(
             let pin = pin("new DEMO software PIV key (choose its PIN)")?;
             custos_hardware::piv::create_demo_piv(&path, &pin)?;
         }
-        return Ok(Box::new(custos_hardware::piv::open_demo_piv(&path)?));
+        let mut card = custos_hardware::piv::open_demo_piv(&path)?;
+        card.set_prompt(prompt());
+        return Ok(Box::new(card));
     }
     real_piv(serial)
 }
 
 #[cfg(feature = "piv")]
 fn real_piv(serial: Option<u32>) -> Result<Box<dyn PivCard>> {
-    Ok(Box::new(custos_hardware::piv::YubiKeyPiv::open(serial)?))
+    let mut card = custos_hardware::piv::YubiKeyPiv::open(serial)?;
+    card.set_prompt(prompt());
+    Ok(Box::new(card))
 }
 
 #[cfg(not(feature = "piv"))]

@@ -301,7 +301,9 @@ fn unlock_with(cli: &Cli, path: &Path, pass: &Passphrase) -> CliResult<Vault> {
     let mut v = match &info.piv_required {
         None => Vault::unlock(path, pass, &actor_name())?,
         Some(f) => {
-            let mut card = devices::piv_for(path, &f.custodian, cli.demo, Some(f.serial), false)?;
+            // A demo PIV twin's serial says so (a demo vault bound to it needs no --demo to open).
+            let demo = cli.demo || f.serial >= custos_hardware::piv::demo::DEMO_SERIAL_BASE;
+            let mut card = devices::piv_for(path, &f.custodian, demo, Some(f.serial), false)?;
             let pin = devices::pin(&format!(
                 "PIV PIN of {}'s YubiKey (serial {}), needed to unlock",
                 f.custodian, f.serial

@@ -998,11 +998,11 @@ impl Vault {
                     });
                 let e = Error::PossibleClone {
                     custodian: who.record.name.clone(),
-                    credential: cred,
+                    credential: cred.clone(),
                     presented,
                     stored,
                 };
-                self.alert("presence.clone-alert", &e);
+                self.suspend_credential(&who.record.name, &cred, &e);
                 return Err(e);
             }
         };
@@ -1367,8 +1367,11 @@ impl Vault {
             let purpose = purpose_bytes_raw("enroll-request", &target.id, &me.record.name)?;
             let e = self.presence(&me, &purpose, requester_key)?;
             self.enrol_evidence = Some(e);
-        } else {
+        } else if for_self && !target.record.enrolled() {
+            // A custodian's very first key: its own registration (touch + PIN) is the presence.
             self.enrol_evidence = None;
+        } else {
+            return Err(Error::NoAuthenticator(me.record.name.clone()));
         }
         Ok(())
     }
@@ -1410,6 +1413,36 @@ impl Vault {
         ctx.append(&tx, ctx.draft("custodian.enroll", None, None, what))?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// A credential that presented a counter which did not grow is suspended (marked revoked) in the
+    /// same transaction as the alert: a clone must not get through later with a higher counter.
+    fn suspend_credential(&mut self, name: &str, credential_hex: &str, e: &Error) {
+        let (conn, ctx) = (&mut self.conn, &self.ctx);
+        let result = (|| -> Result<()> {
+            let tx = begin(conn, ctx)?;
+            let mut c = find_custodian(&tx, ctx, name)?;
+            for a in c.record.authenticators.iter_mut() {
+                if let AuthenticatorKind::Fido2 { credential, .. } = &a.kind {
+                    if hex::encode(&credential.cred_id) == credential_hex && a.revoked.is_none() {
+                        a.revoked = Some(now());
+                    }
+                }
+            }
+            write_custodian(&tx, ctx, &c)?;
+            ctx.append(
+                &tx,
+                Draft {
+                    outcome: Outcome::Failed,
+                    ..ctx.draft("presence.clone-alert", None, None, e.to_string())
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            self.alert("presence.clone-alert", e);
+        }
     }
 
     /// Record a security alert (not a refusal of the person's request: a signal to investigate).

@@ -141,7 +141,7 @@ pub enum Error {
     NoAuthenticator(String),
     #[error("the key's answer was refused: {0}. Nothing was done")]
     AssertionRefused(String),
-    #[error("possible cloned key: credential {credential} of {custodian} presented counter {presented}, but {stored} was already seen. The credential is now suspended; investigate before re-enrolling")]
+    #[error("possible cloned key: credential {credential} of {custodian} presented counter {presented}, but {stored} was already seen. The credential is now suspended (revoked); investigate, then enrol a new key for them")]
     PossibleClone {
         custodian: String,
         credential: String,

@@ -188,7 +188,7 @@ pub fn format_duration(d: Duration) -> String {
         ("h", 3_600),
         ("m", 60),
     ] {
-        if s >= secs && s % secs == 0 {
+        if s >= secs && s.is_multiple_of(secs) {
             return format!("{}{unit}", s / secs);
         }
     }

@@ -303,8 +303,10 @@ mod tests {
 
     #[test]
     fn a_missing_rule_fails_safe() {
-        let mut r = Rules::default();
-        r.enforced = true;
+        let mut r = Rules {
+            enforced: true,
+            ..Rules::default()
+        };
         r.rules.clear();
         assert_eq!(r.approvals_needed(OpKind::KeyDestroy).approvals, 2);
     }

@@ -591,10 +591,23 @@ fn a_counter_that_goes_back_raises_a_clone_alert() {
         }
         other => panic!("expected PossibleClone, got {other:?}"),
     }
-    assert_eq!(
-        snapshot(&mut t.v),
-        snap,
-        "a clone's touch changed the vault"
+    // The only change a clone's touch makes: the credential is suspended (revoked).
+    let after = snapshot(&mut t.v);
+    assert_eq!(after["k"], snap["k"], "a clone's touch changed a key");
+    assert_eq!(after["requests"], snap["requests"]);
+    let revoked = |s: &serde_json::Value| {
+        s["custodians"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "alice")
+            .unwrap()["authenticators"][0]["revoked"]
+            .clone()
+    };
+    assert!(revoked(&snap).is_null());
+    assert!(
+        !revoked(&after).is_null(),
+        "the cloned credential was not suspended"
     );
     assert_eq!(active_version(&t.v), Some(2));
     let alert = logged(&t.v, from, "presence.clone-alert", Outcome::Failed);
@@ -605,12 +618,12 @@ fn a_counter_that_goes_back_raises_a_clone_alert() {
     );
     logged(&t.v, from, "key.rotate", Outcome::Failed);
 
-    // An equal counter is a clone too (a replay-proof counter must strictly grow).
-    t.alice_twin.set_sign_count(stored - 1);
+    // The credential is suspended: even a touch with a counter that now grows is not accepted.
+    t.alice_twin.set_sign_count(stored + 10);
     let e =
         t.v.perform(Operation::KeyRotate { key: "k".into() }, dev(&mut t.alice))
-            .expect_err("equal counter");
-    assert!(matches!(e, Error::PossibleClone { .. }), "{e:?}");
+            .expect_err("suspended credential");
+    assert!(matches!(e, Error::NoAuthenticator(_)), "{e:?}");
     assert_eq!(active_version(&t.v), Some(2));
     audit_ok(&mut t.v);
 }
