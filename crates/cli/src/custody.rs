@@ -34,6 +34,12 @@ pub enum CustodianCmd {
     },
     /// Revoke one authenticator of a custodian (id from `custodian list`)
     Revoke { name: String, authenticator: String },
+    /// Replace a custodian's roles
+    Roles {
+        name: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -226,6 +232,14 @@ pub fn custodian_cmd(cli: &Cli, cmd: &CustodianCmd) -> CliResult {
                 let mut key = devices::new_fido2_for(&path, name, demo)?;
                 v.enroll_fido2(name, key.as_mut(), devices::borrow(&mut requester))?
             };
+            report(cli, p)
+        }
+        CustodianCmd::Roles { name, roles: r } => {
+            let op = Operation::CustodianRoles {
+                name: name.clone(),
+                roles: roles(r)?,
+            };
+            let p = perform(cli, &mut v, op)?;
             report(cli, p)
         }
         CustodianCmd::Revoke {

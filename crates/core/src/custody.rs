@@ -112,6 +112,11 @@ pub enum Operation {
         name: String,
         authenticator: String,
     },
+    /// Replace a custodian's roles.
+    CustodianRoles {
+        name: String,
+        roles: Vec<Role>,
+    },
     /// A key already registered at request time; it becomes usable when the rule is met.
     CustodianEnroll {
         name: String,
@@ -138,6 +143,7 @@ impl Operation {
             Operation::AuditExport { .. } => OpKind::AuditExport,
             Operation::CustodianAdd { .. } => OpKind::CustodianAdd,
             Operation::CustodianRevoke { .. } => OpKind::CustodianRevoke,
+            Operation::CustodianRoles { .. } => OpKind::CustodianRoles,
             Operation::CustodianEnroll { .. } => OpKind::CustodianEnroll,
             Operation::RulesSet { .. } | Operation::RulesActivate => OpKind::RulesChange,
         }
@@ -166,7 +172,7 @@ impl Operation {
                 None => format!("{k} {key} none"),
             },
             Operation::AuditExport { path } => format!("{k} to {}", path.display()),
-            Operation::CustodianAdd { name, roles } => {
+            Operation::CustodianAdd { name, roles } | Operation::CustodianRoles { name, roles } => {
                 format!("{k} {name} as {}", roles_string(roles))
             }
             Operation::CustodianRevoke {
@@ -756,6 +762,11 @@ impl Vault {
                 let c = find_custodian(&self.conn, &self.ctx, name)?;
                 check_revocable(&self.conn, &self.ctx, &c, authenticator)?;
             }
+            Operation::CustodianRoles { name, roles } => {
+                check_roles(name, roles)?;
+                let mut all = load_custodians(&self.conn, &self.ctx)?;
+                check_new_roles(&mut all, name, roles, &load_rules(&self.conn, &self.ctx)?)?;
+            }
             Operation::RulesActivate => {
                 let custodians = load_custodians(&self.conn, &self.ctx)?;
                 let unmet = unmet_rules(&load_rules(&self.conn, &self.ctx)?, &custodians);
@@ -1117,6 +1128,10 @@ impl Vault {
                 self.revoke_now(name, authenticator)?;
                 Ok(op.describe())
             }
+            Operation::CustodianRoles { name, roles } => {
+                self.set_roles_now(name, roles)?;
+                Ok(op.describe())
+            }
             Operation::CustodianEnroll { name, .. } => {
                 let record = authenticator.ok_or_else(|| {
                     Error::Internal("an enrolment request without its authenticator".into())
@@ -1195,6 +1210,39 @@ impl Vault {
             },
             device,
         )
+    }
+
+    fn set_roles_now(&mut self, name: &str, roles: &[Role]) -> Result<()> {
+        self.authorize(OpKind::CustodianRoles)?;
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        check_roles(name, &roles)?;
+        let (conn, ctx) = (&mut self.conn, &self.ctx);
+        let tx = begin(conn, ctx)?;
+        let mut all = load_custodians(&tx, ctx)?;
+        let rules = load_rules(&tx, ctx)?;
+        let before = check_new_roles(&mut all, name, &roles, &rules)?;
+        let c = all
+            .iter()
+            .find(|c| c.record.name == name)
+            .ok_or_else(|| Error::NoSuchCustodian(name.into()))?;
+        write_custodian(&tx, ctx, c)?;
+        ctx.append(
+            &tx,
+            ctx.draft(
+                "custodian.roles",
+                None,
+                None,
+                format!(
+                    "{name}: {} -> {}",
+                    roles_string(&before),
+                    roles_string(&roles)
+                ),
+            ),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn revoke_now(&mut self, name: &str, authenticator: &str) -> Result<()> {
@@ -1519,6 +1567,42 @@ fn check_requester_role(me: &CustodianRecord, kind: OpKind) -> Result<()> {
         needed: roles_string(allowed),
         has: roles_string(&me.roles),
     })
+}
+
+/// Apply new roles to `name` in `all` if that keeps an enrolled officer and (when the rules are
+/// enforced) keeps every rule meetable; returns the old roles.
+fn check_new_roles(
+    all: &mut [CustodianRow],
+    name: &str,
+    roles: &[Role],
+    rules: &Rules,
+) -> Result<Vec<Role>> {
+    let enrolled_officer = |all: &[CustodianRow]| {
+        all.iter()
+            .any(|c| c.record.has(Role::Officer) && c.record.enrolled())
+    };
+    let had = enrolled_officer(all);
+    let c = all
+        .iter_mut()
+        .find(|c| c.record.name == name)
+        .ok_or_else(|| Error::NoSuchCustodian(name.into()))?;
+    let before = std::mem::replace(&mut c.record.roles, roles.to_vec());
+    let any_officer = all.iter().any(|c| c.record.has(Role::Officer));
+    if !any_officer || (had && !enrolled_officer(all)) {
+        return Err(Error::SeparationOfDuties(format!(
+            "{name} is the last officer with a key: another officer must be enrolled first"
+        )));
+    }
+    if rules.enforced {
+        let unmet = unmet_rules(rules, all);
+        if !unmet.is_empty() {
+            return Err(Error::RuleUnmeetable(format!(
+                "refused: with these roles the custodians could no longer meet the rules: {}",
+                unmet.join("; ")
+            )));
+        }
+    }
+    Ok(before)
 }
 
 /// Which authenticator to revoke, if revoking it is allowed: the last authenticator of the last

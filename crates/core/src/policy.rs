@@ -77,6 +77,8 @@ pub enum OpKind {
     AuditExport,
     #[serde(rename = "custodian.add")]
     CustodianAdd,
+    #[serde(rename = "custodian.roles")]
+    CustodianRoles,
     #[serde(rename = "custodian.enroll")]
     CustodianEnroll,
     #[serde(rename = "custodian.revoke")]
@@ -90,7 +92,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 15] = [
         OpKind::KeyCreate,
         OpKind::KeyRotate,
         OpKind::KeySetState,
@@ -100,6 +102,7 @@ impl OpKind {
         OpKind::KeyUse,
         OpKind::AuditExport,
         OpKind::CustodianAdd,
+        OpKind::CustodianRoles,
         OpKind::CustodianEnroll,
         OpKind::CustodianRevoke,
         OpKind::RulesChange,
@@ -118,6 +121,7 @@ impl OpKind {
             OpKind::KeyUse => "key.use",
             OpKind::AuditExport => "audit.export",
             OpKind::CustodianAdd => "custodian.add",
+            OpKind::CustodianRoles => "custodian.roles",
             OpKind::CustodianEnroll => "custodian.enroll",
             OpKind::CustodianRevoke => "custodian.revoke",
             OpKind::RulesChange => "rules.change",
@@ -143,6 +147,7 @@ impl OpKind {
             | OpKind::KeyDestroy
             | OpKind::KeyPolicy
             | OpKind::CustodianAdd
+            | OpKind::CustodianRoles
             | OpKind::CustodianRevoke
             | OpKind::RulesChange
             | OpKind::VaultPassphrase
@@ -217,7 +222,10 @@ impl Default for Rules {
             .into_iter()
             .map(|k| {
                 let n = match k {
-                    OpKind::KeyDestroy | OpKind::CustodianAdd | OpKind::RulesChange => 2,
+                    OpKind::KeyDestroy
+                    | OpKind::CustodianAdd
+                    | OpKind::CustodianRoles
+                    | OpKind::RulesChange => 2,
                     OpKind::KeyPolicy | OpKind::CustodianEnroll | OpKind::CustodianRevoke => 1,
                     _ => 0,
                 };
