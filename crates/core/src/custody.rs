@@ -149,6 +149,17 @@ impl Operation {
         }
     }
 
+    /// The custodian an operation is about, who therefore cannot approve it.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Operation::CustodianAdd { name, .. }
+            | Operation::CustodianRoles { name, .. }
+            | Operation::CustodianRevoke { name, .. }
+            | Operation::CustodianEnroll { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// For a person: "key.destroy payroll v1".
     pub fn describe(&self) -> String {
         let k = self.kind();
@@ -862,6 +873,12 @@ impl Vault {
         if me.record.name == record.requester {
             return Err(Error::SeparationOfDuties(format!(
                 "{} asked for this operation and cannot approve it: another custodian must",
+                me.record.name
+            )));
+        }
+        if record.operation.subject() == Some(me.record.name.as_str()) {
+            return Err(Error::SeparationOfDuties(format!(
+                "{} cannot approve an operation on their own roles or keys: another custodian must",
                 me.record.name
             )));
         }

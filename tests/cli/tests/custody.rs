@@ -1033,3 +1033,72 @@ fn a_piv_bound_vault_needs_the_demo_card_and_its_pin() {
     );
     audit_verifies(&env);
 }
+
+#[test]
+fn role_changes_follow_the_rule_and_never_strand_the_vault() {
+    let env = team(true);
+    let snap = snapshot(&env, "k");
+    let from = audit_len(&env);
+    // The last officer cannot give up the role: nobody could manage custodians any more.
+    as_(
+        &env,
+        "alice",
+        &["custodian", "roles", "alice", "--role", "custodian"],
+    )
+    .err_containing("last officer");
+    // Officer and auditor stay apart on a role change too.
+    as_(
+        &env,
+        "alice",
+        &[
+            "custodian",
+            "roles",
+            "bob",
+            "--role",
+            "officer",
+            "--role",
+            "auditor",
+        ],
+    )
+    .err_containing("cannot be both officer and auditor");
+    assert_eq!(
+        snapshot(&env, "k"),
+        snap,
+        "refused role changes changed nothing"
+    );
+    refusal_logged(&env, from, "custodian.roles", "alice");
+
+    // A legal change waits for two approvals once the rule is active…
+    let r = pending(as_(
+        &env,
+        "alice",
+        &[
+            "--json",
+            "custodian",
+            "roles",
+            "bob",
+            "--role",
+            "custodian",
+            "--role",
+            "operator",
+        ],
+    ));
+    assert_eq!(r["needed"], 2);
+    assert_eq!(
+        custodian(&env, "bob")["roles"],
+        serde_json::json!(["custodian"])
+    );
+    let id = str_field(&r, "id").to_string();
+    // …and neither the requester nor the person the change is about may approve it.
+    as_(&env, "alice", &["approvals", "approve", &id]).err_containing("cannot approve it");
+    as_(&env, "bob", &["approvals", "approve", &id]).err_containing("on their own roles");
+    let r = pending(as_(&env, "carol", &["--json", "approvals", "approve", &id]));
+    assert_eq!(r["approvals"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        custodian(&env, "bob")["roles"],
+        serde_json::json!(["custodian"]),
+        "one approval of two changes nothing"
+    );
+    assert_eq!(request(&env, &id)["status"], "pending");
+    audit_verifies(&env);
+}
