@@ -401,22 +401,53 @@ fn authenticator_view(a: &AuthenticatorRecord) -> AuthenticatorView {
 
 // ---- storage -------------------------------------------------------------------------------
 
-pub(crate) fn load_custodians(conn: &Connection, ctx: &Ctx) -> Result<Vec<CustodianRow>> {
-    let mut stmt = conn.prepare("SELECT id, record FROM custodians ORDER BY id")?;
+/// The sealed rows of `table` (`id`, `record`), opened.
+fn load_sealed<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    ctx: &Ctx,
+    table: &str,
+    purpose: Purpose,
+) -> Result<Vec<([u8; 16], T)>> {
+    let mut stmt = conn.prepare(&format!("SELECT id, record FROM {table} ORDER BY id"))?;
     let rows = stmt
         .query_map([], |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, sealed) in rows {
-        let id: [u8; 16] = id
-            .try_into()
-            .map_err(|_| Error::Tampered("a custodian row has a malformed id".into()))?;
-        let record = ctx.open_json(Purpose::Custodian, &id, 0, &sealed)?;
-        out.push(CustodianRow { id, record });
-    }
-    Ok(out)
+    rows.into_iter()
+        .map(|(id, sealed)| {
+            let id: [u8; 16] = id
+                .try_into()
+                .map_err(|_| Error::Tampered(format!("a row of {table} has a malformed id")))?;
+            Ok((id, ctx.open_json(purpose, &id, 0, &sealed)?))
+        })
+        .collect()
+}
+
+/// Insert or replace a sealed row of `table`.
+fn write_sealed<T: Serialize>(
+    tx: &Transaction<'_>,
+    ctx: &Ctx,
+    table: &str,
+    purpose: Purpose,
+    id: &[u8; 16],
+    value: &T,
+) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} (id, record) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET record = excluded.record"
+        ),
+        params![&id[..], ctx.seal_json(purpose, id, 0, value)?],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn load_custodians(conn: &Connection, ctx: &Ctx) -> Result<Vec<CustodianRow>> {
+    Ok(load_sealed(conn, ctx, "custodians", Purpose::Custodian)?
+        .into_iter()
+        .map(|(id, record)| CustodianRow { id, record })
+        .collect())
 }
 
 fn find_custodian(conn: &Connection, ctx: &Ctx, name: &str) -> Result<CustodianRow> {
@@ -427,15 +458,7 @@ fn find_custodian(conn: &Connection, ctx: &Ctx, name: &str) -> Result<CustodianR
 }
 
 fn write_custodian(tx: &Transaction<'_>, ctx: &Ctx, c: &CustodianRow) -> Result<()> {
-    tx.execute(
-        "INSERT INTO custodians (id, record) VALUES (?1, ?2)
-         ON CONFLICT(id) DO UPDATE SET record = excluded.record",
-        params![
-            &c.id[..],
-            ctx.seal_json(Purpose::Custodian, &c.id, 0, &c.record)?
-        ],
-    )?;
-    Ok(())
+    write_sealed(tx, ctx, "custodians", Purpose::Custodian, &c.id, &c.record)
 }
 
 pub(crate) fn load_rules(conn: &Connection, ctx: &Ctx) -> Result<Rules> {
@@ -454,31 +477,14 @@ fn write_rules(tx: &Transaction<'_>, ctx: &Ctx, rules: &Rules) -> Result<()> {
 }
 
 fn load_requests(conn: &Connection, ctx: &Ctx) -> Result<Vec<([u8; 16], RequestRecord)>> {
-    let mut stmt = conn.prepare("SELECT id, record FROM requests ORDER BY id")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, sealed) in rows {
-        let id: [u8; 16] = id
-            .try_into()
-            .map_err(|_| Error::Tampered("a request row has a malformed id".into()))?;
-        let record: RequestRecord = ctx.open_json(Purpose::Request, &id, 0, &sealed)?;
-        out.push((id, record));
-    }
+    let mut out: Vec<([u8; 16], RequestRecord)> =
+        load_sealed(conn, ctx, "requests", Purpose::Request)?;
     out.sort_by_key(|(_, r)| r.created);
     Ok(out)
 }
 
 fn write_request(tx: &Transaction<'_>, ctx: &Ctx, id: &[u8; 16], r: &RequestRecord) -> Result<()> {
-    tx.execute(
-        "INSERT INTO requests (id, record) VALUES (?1, ?2)
-         ON CONFLICT(id) DO UPDATE SET record = excluded.record",
-        params![&id[..], ctx.seal_json(Purpose::Request, id, 0, r)?],
-    )?;
-    Ok(())
+    write_sealed(tx, ctx, "requests", Purpose::Request, id, r)
 }
 
 /// Whether software twins were enrolled (sealed flag, one-way).
