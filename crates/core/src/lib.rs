@@ -20,6 +20,7 @@ pub mod policy;
 mod presence;
 mod seal;
 mod secret;
+pub mod sharing;
 mod store;
 mod vault;
 
