@@ -16,6 +16,18 @@ const COMMANDS: &[&str] = &[
     "set_rotation_policy",
     "audit_entries",
     "audit_verify",
+    "list_custodians",
+    "custody_status",
+    "act_as",
+    "add_custodian",
+    "change_roles",
+    "enroll_key",
+    "revoke_authenticator",
+    "set_rule",
+    "activate_rules",
+    "list_requests",
+    "approve_request",
+    "submit_pin",
 ];
 
 fn main() {

@@ -1,5 +1,5 @@
-//! Start-up configuration: where the vault lives, how long until the idle auto-lock, and whether the
-//! window may create an insecure test vault.
+//! Start-up configuration: where the vault lives, how long until the idle auto-lock, whether the
+//! window may create an insecure test vault, and whether it uses demo (software) keys.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,12 +10,20 @@ use crate::error::AppError;
 /// Idle auto-lock when `CUSTOS_IDLE_LOCK_SECS` is not set.
 pub const DEFAULT_IDLE_LOCK: Duration = Duration::from_secs(5 * 60);
 
+/// How long a PIN dialog waits for the person before the operation fails with `pin_required`.
+pub const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub vault_path: PathBuf,
     pub idle_timeout: Duration,
     /// `CUSTOS_TEST_KDF=1`: the create screen may make a vault with the insecure test KDF (E2E only).
     pub test_kdf_allowed: bool,
+    /// `--demo` or `CUSTOS_DEMO=1`: custodians' keys are the software twins stored next to the vault
+    /// (`<vault>.demo-keys/`), never USB or PC/SC devices. Every screen says so.
+    pub demo: bool,
+    /// How long a PIN dialog waits ([`DEFAULT_PROMPT_TIMEOUT`]).
+    pub prompt_timeout: Duration,
 }
 
 impl Config {
@@ -29,16 +37,20 @@ impl Config {
     }
 
     /// Vault path: `--vault PATH` (or `--vault=PATH`) if given, else `CUSTOS_VAULT`, else the default.
+    /// Demo keys: `--demo`, or `CUSTOS_DEMO=1`.
     pub fn resolve(
         args: impl IntoIterator<Item = OsString>,
         env: impl Fn(&str) -> Option<OsString>,
         default_path: impl FnOnce() -> Result<PathBuf, AppError>,
     ) -> Result<Config, AppError> {
         let mut from_arg: Option<PathBuf> = None;
+        let mut demo_arg = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let text = arg.to_string_lossy();
-            if text == "--vault" {
+            if text == "--demo" {
+                demo_arg = true;
+            } else if text == "--vault" {
                 match args.next() {
                     Some(path) if !path.is_empty() => from_arg = Some(PathBuf::from(path)),
                     _ => return Err(AppError::new("usage", "--vault needs a path")),
@@ -75,11 +87,14 @@ impl Config {
         };
 
         let test_kdf_allowed = env("CUSTOS_TEST_KDF").is_some_and(|v| v == "1");
+        let demo = demo_arg || env("CUSTOS_DEMO").is_some_and(|v| v == "1");
 
         Ok(Config {
             vault_path,
             idle_timeout,
             test_kdf_allowed,
+            demo,
+            prompt_timeout: DEFAULT_PROMPT_TIMEOUT,
         })
     }
 }
@@ -138,6 +153,19 @@ mod tests {
                 .unwrap_err()
                 .kind,
             "usage"
+        );
+    }
+
+    #[test]
+    fn demo_from_flag_or_environment() {
+        assert!(!resolve(&[], &[]).unwrap().demo);
+        assert!(resolve(&["--demo"], &[]).unwrap().demo);
+        assert!(resolve(&["--vault", "/a.db", "--demo"], &[]).unwrap().demo);
+        assert!(resolve(&[], &[("CUSTOS_DEMO", "1")]).unwrap().demo);
+        assert!(!resolve(&[], &[("CUSTOS_DEMO", "yes")]).unwrap().demo);
+        assert_eq!(
+            resolve(&[], &[]).unwrap().prompt_timeout,
+            Duration::from_secs(120)
         );
     }
 

@@ -27,6 +27,14 @@ impl AppError {
         )
     }
 
+    /// Another command arrived while a key operation waits for a touch or a PIN.
+    pub fn busy() -> Self {
+        AppError::new(
+            "busy",
+            "A hardware key operation is in progress: finish it (enter the PIN, touch the key) or cancel it first.",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         AppError::new("internal", message)
     }

@@ -2,23 +2,31 @@
 //!
 //! - [`session`] holds the unlocked vault (and only there), with the idle auto-lock.
 //! - [`commands`] are thin IPC commands; errors reach the window as [`error::AppError`] `{kind, message}`.
+//! - [`prompt`] turns the hardware keys' "enter PIN" / "touch" callbacks into window events and
+//!   waits for the PIN dialog's answer; [`devices`] opens real keys or, in demo mode, the software
+//!   twins next to the vault.
 //! - No cryptography happens in this crate, and no key material ever crosses the IPC boundary.
 
 pub mod commands;
 pub mod config;
+pub mod devices;
 pub mod error;
+pub mod prompt;
 pub mod session;
 pub mod strength;
 
 use tauri::{Emitter, Manager, Runtime};
 
 use crate::config::Config;
+use crate::prompt::PromptHub;
 use crate::session::{LockedEvent, Session, EVENT_VAULT_LOCKED};
 
 /// Registers the state, the commands and the idle watcher on a builder (also used by the tests).
 pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, config: Config) -> tauri::Builder<R> {
+    let prompt_timeout = config.prompt_timeout;
     builder
         .manage(Session::new(config))
+        .manage(PromptHub::new(prompt_timeout))
         .invoke_handler(tauri::generate_handler![
             commands::vault::app_status,
             commands::vault::passphrase_strength,
@@ -35,6 +43,18 @@ pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, config: Config) -> ta
             commands::keys::set_rotation_policy,
             commands::audit::audit_entries,
             commands::audit::audit_verify,
+            commands::custodians::list_custodians,
+            commands::custodians::custody_status,
+            commands::custodians::act_as,
+            commands::custodians::add_custodian,
+            commands::custodians::change_roles,
+            commands::custodians::enroll_key,
+            commands::custodians::revoke_authenticator,
+            commands::custodians::set_rule,
+            commands::custodians::activate_rules,
+            commands::approvals::list_requests,
+            commands::approvals::approve_request,
+            commands::device::submit_pin,
         ])
         .setup(|app| {
             session::spawn_idle_watcher(app.handle().clone())?;
@@ -60,6 +80,8 @@ pub fn run() {
     };
     app.run(|handle, event| {
         if let tauri::RunEvent::Exit = event {
+            // A key operation waiting for a PIN ends now rather than at its time-out.
+            handle.state::<PromptHub>().cancel_all();
             // Lock (audited, zeroized) rather than just dropping the session on quit.
             if handle.state::<Session>().lock() {
                 let _ = handle.emit(EVENT_VAULT_LOCKED, LockedEvent { reason: "exit" });

@@ -3,6 +3,12 @@
 //! Every command that touches the vault goes through [`Session::with_vault`], which counts as activity.
 //! A background thread ([`spawn_idle_watcher`]) locks the vault once no command has run for the idle
 //! timeout and emits `vault-locked` so the window returns to the unlock screen.
+//!
+//! Operations that wait for a hardware key (a touch, a PIN) run on a blocking thread and hold the
+//! vault for as long as the key takes. While one runs ([`Session::begin_device`]), other commands are
+//! refused at once with `busy` instead of waiting (sync commands run on the UI thread), and the idle
+//! lock waits for it to finish. The acting custodian lives in the unlocked [`Vault`] itself, so it is
+//! forgotten with the keys when the vault locks.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +37,21 @@ pub struct Session {
     last_activity: Mutex<Instant>,
     /// Set while `Vault::init` runs, so a second create cannot race it.
     creating: AtomicBool,
+    /// Set while an operation waits for a hardware key (see [`Session::begin_device`]).
+    device_busy: AtomicBool,
+}
+
+/// Held while a key operation runs; clears the busy flag when dropped (also on panic).
+pub struct DeviceGuard<'a> {
+    session: &'a Session,
+}
+
+impl Drop for DeviceGuard<'_> {
+    fn drop(&mut self) {
+        // Activity first, so the idle watcher never sees a just-finished operation as idle time.
+        self.session.touch();
+        self.session.device_busy.store(false, Ordering::SeqCst);
+    }
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,6 +66,7 @@ impl Session {
             vault: Mutex::new(None),
             last_activity: Mutex::new(Instant::now()),
             creating: AtomicBool::new(false),
+            device_busy: AtomicBool::new(false),
         }
     }
 
@@ -73,18 +95,50 @@ impl Session {
         relock(&self.vault).is_some()
     }
 
-    /// Runs `f` on the unlocked vault; counts as activity. Fails with `vault_locked` when locked.
+    /// Runs `f` on the unlocked vault; counts as activity. Fails with `vault_locked` when locked, and
+    /// with `busy` while a key operation is waiting for a touch or a PIN.
     pub fn with_vault<T>(
         &self,
         f: impl FnOnce(&mut Vault) -> Result<T, custos_core::Error>,
     ) -> AppResult<T> {
+        if self.device_busy() {
+            return Err(AppError::busy());
+        }
+        self.vault_access(|v| f(v).map_err(AppError::from))
+    }
+
+    /// Like [`Session::with_vault`], for the key operation that holds the busy flag (it may block
+    /// while the key waits for the person).
+    pub fn device_vault<T>(
+        &self,
+        _busy: &DeviceGuard<'_>,
+        f: impl FnOnce(&mut Vault) -> AppResult<T>,
+    ) -> AppResult<T> {
+        self.vault_access(f)
+    }
+
+    fn vault_access<T>(&self, f: impl FnOnce(&mut Vault) -> AppResult<T>) -> AppResult<T> {
         self.touch();
         let mut guard = relock(&self.vault);
         let vault = guard.as_mut().ok_or_else(AppError::locked)?;
-        let out = f(vault).map_err(AppError::from);
-        drop(guard);
+        let out = f(vault);
+        // Still holding the vault: the idle watcher cannot take it between the end and this touch.
         self.touch();
+        drop(guard);
         out
+    }
+
+    pub fn device_busy(&self) -> bool {
+        self.device_busy.load(Ordering::SeqCst)
+    }
+
+    /// Marks a key operation as running; `busy` if one already is.
+    pub fn begin_device(&self) -> AppResult<DeviceGuard<'_>> {
+        self.device_busy
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .map_err(|_| AppError::busy())?;
+        self.touch();
+        Ok(DeviceGuard { session: self })
     }
 
     /// Installs a freshly unlocked or created vault, locking any previous one.
@@ -108,9 +162,16 @@ impl Session {
         }
     }
 
-    /// Locks the vault if it has been idle for the timeout. Returns whether it locked it.
+    /// Locks the vault if it has been idle for the timeout. Returns whether it locked it. A key
+    /// operation in progress is activity: the person is at the key.
     pub fn lock_if_idle(&self) -> bool {
+        if self.device_busy() {
+            return false;
+        }
         let mut guard = relock(&self.vault);
+        if self.device_busy() {
+            return false;
+        }
         if guard.is_none() || self.idle_for() < self.config.idle_timeout {
             return false;
         }

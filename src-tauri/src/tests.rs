@@ -22,11 +22,16 @@ struct Harness {
 }
 
 fn harness(vault: &Path, test_kdf_allowed: bool, idle: Duration) -> Harness {
-    let config = Config {
+    harness_with(Config {
         vault_path: vault.to_path_buf(),
         idle_timeout: idle,
         test_kdf_allowed,
-    };
+        demo: false,
+        prompt_timeout: Duration::from_secs(20),
+    })
+}
+
+fn harness_with(config: Config) -> Harness {
     let app = crate::app_builder(mock_builder(), config)
         .build(tauri::generate_context!())
         .expect("mock app builds");
@@ -42,21 +47,26 @@ fn harness(vault: &Path, test_kdf_allowed: bool, idle: Duration) -> Harness {
     Harness { _app: app, window }
 }
 
+/// One IPC call through Tauri's real invoke path (ACL included).
+fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().expect("url"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().expect("json response"))
+}
+
 impl Harness {
     fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        get_ipc_response(
-            &self.window,
-            InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                url: "tauri://localhost".parse().expect("url"),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|body| body.deserialize::<Value>().expect("json response"))
+        invoke(&self.window, cmd, args)
     }
 
     fn ok(&self, cmd: &str, args: Value) -> Value {
@@ -126,7 +136,16 @@ fn full_workflow_through_ipc() {
         "invalid_duration"
     );
 
+    // No custodians yet: the operation runs at once, and the result carries the key as it is now.
     let rotated = h.ok("rotate_key", json!({"name": "payments"}));
+    assert!(
+        rotated["done"]
+            .as_str()
+            .is_some_and(|d| d.contains("rotated")),
+        "{rotated}"
+    );
+    assert!(rotated.get("pending").is_none(), "{rotated}");
+    let rotated = &rotated["key"];
     assert_eq!(rotated["active_version"], 2);
     let versions = rotated["versions"].as_array().expect("versions");
     let state_of = |v: u64| {
@@ -158,7 +177,7 @@ fn full_workflow_through_ipc() {
         json!({"name": "payments", "version": 1, "state": "compromised"}),
     );
     assert_eq!(
-        compromised["versions"]
+        compromised["key"]["versions"]
             .as_array()
             .expect("versions")
             .iter()
@@ -168,7 +187,7 @@ fn full_workflow_through_ipc() {
     );
     let destroyed = h.ok("destroy_version", json!({"name": "payments", "version": 1}));
     assert_eq!(
-        destroyed["versions"]
+        destroyed["key"]["versions"]
             .as_array()
             .expect("versions")
             .iter()
@@ -181,7 +200,7 @@ fn full_workflow_through_ipc() {
         "set_rotation_policy",
         json!({"name": "payments", "every": ""}),
     );
-    assert!(policy["rotate_every_secs"].is_null());
+    assert!(policy["key"]["rotate_every_secs"].is_null());
 
     h.ok("lock", json!({}));
     assert_eq!(
@@ -306,4 +325,614 @@ fn idle_timeout_locks_the_vault() {
     std::thread::sleep(Duration::from_millis(1200));
     assert!(!session.is_unlocked(), "idle vault was not locked");
     assert_eq!(h.err_kind("list_keys", json!({})), "vault_locked");
+}
+
+// ---- custody, with the demo (software) keys ---------------------------------------------------
+
+const FIDO2_PIN: &str = "1357";
+const PIV_PIN: &str = "24681357";
+
+/// What the PIN dialog and the touch prompt saw, and how the "person" answers.
+#[derive(Default)]
+struct Person {
+    pin_requests: Mutex<Vec<Value>>,
+    touches: Mutex<Vec<Value>>,
+    dones: Mutex<u32>,
+    /// Overrides the right PIN for the next requests: `Some(None)` cancels, `Some(Some(pin))` types it.
+    next: Mutex<Option<Option<String>>>,
+    /// Don't answer at all (the dialog is left open).
+    silent: Mutex<bool>,
+    /// What another command got while a PIN request was open.
+    probe: Mutex<Vec<String>>,
+}
+
+impl Person {
+    fn pins(&self) -> Vec<Value> {
+        self.pin_requests.lock().expect("pins").clone()
+    }
+    fn touch_count(&self) -> usize {
+        self.touches.lock().expect("touches").len()
+    }
+    fn answer_next(&self, pin: Option<&str>) {
+        *self.next.lock().expect("next") = Some(pin.map(str::to_owned));
+    }
+    fn answer_right(&self) {
+        *self.next.lock().expect("next") = None;
+    }
+}
+
+/// Listens to the prompt events like the window does, and answers PIN requests through the real
+/// `submit_pin` command: the FIDO2 PIN or the PIV PIN (told apart by the length rule in the request).
+fn person(h: &Harness) -> Arc<Person> {
+    let p = Arc::new(Person::default());
+    let handle = h.window.app_handle().clone();
+    let (sink, window) = (p.clone(), h.window.clone());
+    handle.listen_any(crate::prompt::EVENT_PIN_REQUEST, move |event| {
+        let req: Value = serde_json::from_str(event.payload()).expect("pin request is JSON");
+        assert!(req["id"].as_u64().is_some(), "{req}");
+        assert!(req["device"].as_str().is_some_and(|d| !d.is_empty()));
+        sink.pin_requests.lock().expect("pins").push(req.clone());
+        if *sink.silent.lock().expect("silent") {
+            return;
+        }
+        let pin = match sink.next.lock().expect("next").clone() {
+            Some(choice) => choice,
+            None if req["max_len"] == 8 => Some(PIV_PIN.to_owned()),
+            None => Some(FIDO2_PIN.to_owned()),
+        };
+        let (sink, window) = (sink.clone(), window.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = invoke(&window, "list_keys", json!({})) {
+                sink.probe
+                    .lock()
+                    .expect("probe")
+                    .push(e["kind"].as_str().unwrap_or_default().to_owned());
+            }
+            invoke(&window, "submit_pin", json!({"id": req["id"], "pin": pin}))
+                .expect("submit_pin accepted");
+        });
+    });
+    let sink = p.clone();
+    handle.listen_any(crate::prompt::EVENT_TOUCH, move |event| {
+        let touch: Value = serde_json::from_str(event.payload()).expect("touch is JSON");
+        sink.touches.lock().expect("touches").push(touch);
+    });
+    let sink = p.clone();
+    handle.listen_any(crate::prompt::EVENT_PROMPT_DONE, move |_| {
+        *sink.dones.lock().expect("dones") += 1;
+    });
+    p
+}
+
+fn demo_harness(vault: &Path, prompt_timeout: Duration) -> Harness {
+    harness_with(Config {
+        vault_path: vault.to_path_buf(),
+        idle_timeout: Duration::from_secs(300),
+        test_kdf_allowed: true,
+        demo: true,
+        prompt_timeout,
+    })
+}
+
+fn version_state(key: &Value, version: u64) -> Value {
+    key["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["version"] == version)
+        .map(|v| v["state"].clone())
+        .expect("version present")
+}
+
+impl Harness {
+    fn add(&self, name: &str, roles: &[&str]) -> Value {
+        self.ok("add_custodian", json!({"name": name, "roles": roles}))
+    }
+    fn enroll(&self, name: &str, kind: &str) -> Value {
+        self.ok(
+            "enroll_key",
+            json!({"name": name, "kind": kind, "slot": null}),
+        )
+    }
+    fn act(&self, name: Option<&str>) -> Value {
+        self.ok("act_as", json!({ "name": name }))
+    }
+    /// An officer olivia and two custodians, carol and dave, each with a demo FIDO2 key.
+    fn three_custodians(&self) {
+        assert!(self.add("olivia", &["officer"])["done"].is_string());
+        self.act(Some("olivia"));
+        assert!(self.enroll("olivia", "fido2")["done"].is_string());
+        for name in ["carol", "dave"] {
+            assert!(self.add(name, &["custodian"])["done"].is_string());
+            assert!(self.enroll(name, "fido2")["done"].is_string());
+        }
+    }
+}
+
+#[test]
+fn custody_two_person_destroy_with_demo_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_secs(20));
+    let person = person(&h);
+    assert_eq!(h.ok("app_status", json!({}))["demo"], true);
+    h.create_test_vault();
+
+    let status = h.ok("custody_status", json!({}));
+    assert_eq!(status["unguarded"], true);
+    assert_eq!(status["enforced"], false);
+
+    // The first custodian (an officer) starts custody without a key.
+    let added = h.add("olivia", &["officer"]);
+    assert!(added["done"].as_str().is_some_and(|d| d.contains("olivia")));
+    assert!(person.pins().is_empty(), "no PIN for the first custodian");
+    let status = h.ok("custody_status", json!({}));
+    assert_eq!(status["unguarded"], false);
+    assert!(status["acting_as"].is_null());
+    // From now on someone must act, and only an officer creates keys.
+    assert_eq!(
+        h.err_kind(
+            "create_key",
+            json!({"name": "payroll", "keyType": "symmetric-256", "rotateEvery": null})
+        ),
+        "identity_required"
+    );
+    assert_eq!(h.act(Some("olivia"))["acting_as"], "olivia");
+    assert_eq!(
+        h.err_kind("act_as", json!({"name": "mallory"})),
+        "no_such_custodian"
+    );
+
+    // Enrol olivia's first key: the dialog asks for a new PIN, the key is touched.
+    let enrolled = h.enroll("olivia", "fido2");
+    assert!(enrolled["done"].is_string(), "{enrolled}");
+    let pins = person.pins();
+    assert_eq!(
+        pins.len(),
+        1,
+        "one dialog: the new key's PIN is not asked twice"
+    );
+    assert_eq!(pins[0]["purpose"], "new");
+    assert_eq!(pins[0]["custodian"], "olivia");
+    assert_eq!(pins[0]["min_len"], 4);
+    assert!(person.touch_count() >= 1, "no touch prompt");
+    assert!(
+        *person.dones.lock().expect("dones") >= 1,
+        "prompt never closed"
+    );
+    assert!(vault
+        .with_file_name("vault.db.demo-keys")
+        .join("olivia-fido2-1.json")
+        .is_file());
+    let custodians = h.ok("list_custodians", json!({}));
+    let olivia = &custodians[0];
+    assert_eq!(olivia["name"], "olivia");
+    assert_eq!(olivia["roles"], json!(["officer"]));
+    let auth = &olivia["authenticators"][0];
+    assert_eq!(auth["kind"], "fido2");
+    assert_eq!(auth["device"]["demo"], true);
+    assert!(auth["credential_id"]
+        .as_str()
+        .is_some_and(|c| c.len() >= 16));
+    assert!(auth["counter"].is_u64());
+    assert!(auth["attestation"].is_string());
+    assert!(auth["revoked"].is_null());
+    assert_eq!(h.ok("custody_status", json!({}))["demo"], true);
+
+    // Separation of duties is the core's, and reaches the window with its message.
+    assert_eq!(
+        h.err_kind(
+            "add_custodian",
+            json!({"name": "eve", "roles": ["officer", "auditor"]})
+        ),
+        "separation_of_duties"
+    );
+    assert_eq!(
+        h.err_kind("add_custodian", json!({"name": "eve", "roles": ["admin"]})),
+        "invalid_role"
+    );
+
+    // Two custodians, each added with olivia's touch and enrolled by her.
+    for name in ["carol", "dave"] {
+        let before = person.pins().len();
+        assert!(h.add(name, &["custodian"])["done"].is_string());
+        assert!(h.enroll(name, "fido2")["done"].is_string());
+        let asked: Vec<(Value, Value)> = person.pins()[before..]
+            .iter()
+            .map(|p| (p["custodian"].clone(), p["purpose"].clone()))
+            .collect();
+        assert_eq!(
+            asked,
+            vec![
+                (json!("olivia"), json!("enter")),
+                (json!(name), json!("new")),
+                (json!("olivia"), json!("enter")),
+            ],
+            "add: officer's PIN; enrol: new key's PIN, then the officer's"
+        );
+    }
+
+    // Setup: no approvals yet, and every rule can be met.
+    let status = h.ok("custody_status", json!({}));
+    assert_eq!(status["enforced"], false);
+    assert_eq!(status["unmet"], json!([]));
+    let destroy_rule = status["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["operation"] == "key.destroy")
+        .expect("destroy rule")
+        .clone();
+    assert_eq!(destroy_rule["approvals"], 2);
+    assert_eq!(destroy_rule["requester_roles"], json!(["officer"]));
+    assert_eq!(destroy_rule["presence"], true);
+
+    let activated = h.ok("activate_rules", json!({}));
+    assert!(activated["done"].is_string(), "{activated}");
+    assert_eq!(h.ok("custody_status", json!({}))["enforced"], true);
+
+    h.ok(
+        "create_key",
+        json!({"name": "payroll", "keyType": "symmetric-256", "rotateEvery": null}),
+    );
+    let rotated = h.ok("rotate_key", json!({"name": "payroll"}));
+    assert!(rotated["done"].is_string(), "rotation needs no approval");
+    assert_eq!(rotated["key"]["active_version"], 2);
+
+    // The destroy goes pending: two approvals needed, the key unchanged.
+    let asked = h.ok("destroy_version", json!({"name": "payroll", "version": 1}));
+    let request = &asked["pending"];
+    assert_eq!(request["needed"], 2, "{asked}");
+    assert_eq!(request["requester"], "olivia");
+    assert_eq!(request["kind"], "key.destroy");
+    assert_eq!(request["status"], "pending");
+    assert_eq!(version_state(&asked["key"], 1), "decrypt-only");
+    let id = request["id"].as_str().expect("request id").to_owned();
+
+    // The requester cannot approve; an unknown request is refused before any PIN.
+    assert_eq!(
+        h.err_kind("approve_request", json!({"id": id})),
+        "separation_of_duties"
+    );
+    let before = person.pins().len();
+    assert_eq!(
+        h.err_kind("approve_request", json!({"id": "000000000000"})),
+        "no_such_request"
+    );
+    assert_eq!(person.pins().len(), before);
+
+    h.act(Some("carol"));
+    let first = h.ok("approve_request", json!({"id": id}));
+    assert_eq!(first["pending"]["approvals"][0]["custodian"], "carol");
+    assert_eq!(
+        h.err_kind("approve_request", json!({"id": id})),
+        "separation_of_duties",
+        "each approver counts once"
+    );
+    h.act(Some("dave"));
+    let second = h.ok("approve_request", json!({"id": id}));
+    assert!(
+        second["done"]
+            .as_str()
+            .is_some_and(|d| d.contains("destroyed")),
+        "{second}"
+    );
+    let key = h.ok("key_detail", json!({"name": "payroll"}));
+    assert_eq!(version_state(&key, 1), "destroyed");
+    let requests = h.ok("list_requests", json!({}));
+    let done = requests
+        .as_array()
+        .expect("requests")
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("request listed");
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["approvals"].as_array().expect("approvals").len(), 2);
+
+    // The audit log names the requester's and the approvers' touches; no PIN anywhere.
+    let entries = h.ok("audit_entries", json!({}));
+    let entries = entries.as_array().expect("entries");
+    let destroy = entries
+        .iter()
+        .find(|e| e["action"] == "key.destroy" && e["outcome"] == "ok")
+        .expect("destroy entry");
+    let detail = destroy["detail"].as_str().expect("detail");
+    assert!(detail.contains("requested by olivia"), "{detail}");
+    assert!(
+        detail.contains("approved by carol") && detail.contains("dave"),
+        "{detail}"
+    );
+    assert_eq!(destroy["actor"], "olivia");
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "request.approve" && e["outcome"] == "ok")
+            .count(),
+        2
+    );
+    // The two refused approvals (the requester, and carol twice) are in the log as refusals.
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "request.approve" && e["outcome"] == "refused")
+            .count(),
+        2
+    );
+    let all = serde_json::to_string(&entries).expect("json");
+    assert!(!all.contains(FIDO2_PIN), "a PIN reached the audit log");
+    assert_eq!(h.ok("audit_verify", json!({}))["ok"], true);
+}
+
+#[test]
+fn pin_dialog_cancel_wrong_pin_timeout_and_busy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_millis(1500));
+    let person = person(&h);
+    h.create_test_vault();
+    h.three_custodians();
+    // While a PIN dialog is open, other commands are refused at once (never queued on the UI thread).
+    assert!(
+        person
+            .probe
+            .lock()
+            .expect("probe")
+            .iter()
+            .all(|k| k == "busy"),
+        "{:?}",
+        person.probe.lock().expect("probe")
+    );
+    assert!(!person.probe.lock().expect("probe").is_empty());
+
+    // Cancel: the operation fails with pin_required and changes nothing.
+    person.answer_next(None);
+    assert_eq!(
+        h.err_kind(
+            "add_custodian",
+            json!({"name": "erin", "roles": ["operator"]})
+        ),
+        "pin_required"
+    );
+    // A wrong PIN: wrong_pin, with the tries left.
+    person.answer_next(Some("9999"));
+    assert_eq!(
+        h.err_kind(
+            "add_custodian",
+            json!({"name": "erin", "roles": ["operator"]})
+        ),
+        "wrong_pin"
+    );
+    person.answer_right();
+    assert!(h.add("erin", &["operator"])["done"].is_string());
+    assert_eq!(
+        h.ok("list_custodians", json!({})).as_array().map(Vec::len),
+        Some(4)
+    );
+
+    // Nobody answers: the dialog times out, the new demo key is not left behind.
+    *person.silent.lock().expect("silent") = true;
+    assert_eq!(
+        h.err_kind(
+            "enroll_key",
+            json!({"name": "erin", "kind": "fido2", "slot": null})
+        ),
+        "pin_required"
+    );
+    let keys_dir = vault.with_file_name("vault.db.demo-keys");
+    assert!(!keys_dir.join("erin-fido2-1.json").exists());
+    // A late answer finds nothing waiting.
+    let last = person.pins().last().expect("request")["id"].clone();
+    assert_eq!(
+        h.err_kind("submit_pin", json!({"id": last, "pin": "1234"})),
+        "no_pin_request"
+    );
+    // ...and the session is usable again.
+    h.ok("list_keys", json!({}));
+}
+
+#[test]
+fn piv_enrolment_and_piv_bound_unlock_with_failed_attempt_alert() {
+    use custos_core::hardware::Pin;
+    use custos_core::policy::OpKind;
+    use custos_core::Passphrase;
+
+    struct Fixed;
+    impl custos_hardware::Prompt for Fixed {
+        fn pin(&self, _: &str) -> Option<Pin> {
+            Some(Pin::new(FIDO2_PIN.into()))
+        }
+        fn touch(&self, _: &str) {}
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_secs(20));
+    let person = person(&h);
+    h.create_test_vault();
+    h.add("olivia", &["officer"]);
+    h.act(Some("olivia"));
+    h.enroll("olivia", "fido2");
+
+    let piv = h.enroll("olivia", "piv");
+    assert!(piv["done"].is_string(), "{piv}");
+    // The card's new PIN (6-8 characters), then olivia's FIDO2 PIN for her touch as the requester.
+    let asked: Vec<(Value, Value, Value)> = person.pins()[1..]
+        .iter()
+        .map(|p| {
+            (
+                p["purpose"].clone(),
+                p["min_len"].clone(),
+                p["max_len"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            (json!("new"), json!(6), json!(8)),
+            (json!("enter"), json!(4), json!(63))
+        ]
+    );
+    let keys_dir = vault.with_file_name("vault.db.demo-keys");
+    assert!(keys_dir.join("olivia-piv.json").is_file());
+    let custodians = h.ok("list_custodians", json!({}));
+    let card = custodians[0]["authenticators"]
+        .as_array()
+        .expect("authenticators")
+        .iter()
+        .find(|a| a["kind"] == "piv")
+        .expect("PIV authenticator")
+        .clone();
+    assert_eq!(card["piv_slot"], "82");
+    assert!(card["piv_serial"]
+        .as_u64()
+        .is_some_and(|s| s >= 3_900_000_000));
+    assert_eq!(
+        h.err_kind(
+            "enroll_key",
+            json!({"name": "olivia", "kind": "piv", "slot": "zz"})
+        ),
+        "invalid_slot"
+    );
+
+    // Bind the vault to olivia's demo PIV key with the core (the CLI's `vault require-piv`).
+    let session = h.window.state::<Session>();
+    session
+        .with_vault(|v| {
+            let mut fido = custos_hardware::fido2::open_demo(
+                &keys_dir.join("olivia-fido2-1.json"),
+                Arc::new(Fixed),
+            )?;
+            v.touch_for(OpKind::VaultRequirePiv, Some(&mut fido))?;
+            let mut card = custos_hardware::piv::open_demo_piv(&keys_dir.join("olivia-piv.json"))?;
+            v.require_piv(
+                &Passphrase::new(STRONG.into()),
+                "olivia",
+                &mut card,
+                &Pin::new(PIV_PIN.into()),
+            )
+        })
+        .expect("vault bound to the PIV key");
+    h.ok("lock", json!({}));
+
+    let status = h.ok("app_status", json!({}));
+    assert_eq!(status["locked_info"]["piv_required"]["custodian"], "olivia");
+    assert_eq!(status["locked_info"]["failed_unlocks"], 0);
+
+    // A wrong YubiKey PIN: refused, counted as a failed unlock.
+    person.answer_next(Some("00000000"));
+    assert_eq!(
+        h.err_kind("unlock", json!({"passphrase": STRONG})),
+        "wrong_pin"
+    );
+    let status = h.ok("app_status", json!({}));
+    assert_eq!(status["locked_info"]["failed_unlocks"], 1);
+    assert_eq!(h.err_kind("list_keys", json!({})), "vault_locked");
+
+    person.answer_right();
+    let unlocked = h.ok("unlock", json!({"passphrase": STRONG}));
+    assert_eq!(unlocked["failed_unlocks"], 1, "{unlocked}");
+    let asked = person.pins();
+    assert_eq!(asked.last().expect("request")["max_len"], 8);
+    assert_eq!(asked.last().expect("request")["custodian"], "olivia");
+    assert!(person.touch_count() >= 1);
+    assert_eq!(h.ok("vault_info", json!({}))["failed_unlocks"], 1);
+    // After the unlock nobody acts yet: the window asks again.
+    assert!(h.ok("custody_status", json!({}))["acting_as"].is_null());
+}
+
+#[test]
+fn revoking_a_demo_key_leaves_the_next_one_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_secs(20));
+    let _person = person(&h);
+    h.create_test_vault();
+    h.add("olivia", &["officer"]);
+    h.act(Some("olivia"));
+    h.enroll("olivia", "fido2");
+    // Her second key: key 1 touches for the request, key 2 is new.
+    assert!(h.enroll("olivia", "fido2")["done"].is_string());
+    let keys_dir = vault.with_file_name("vault.db.demo-keys");
+    assert!(keys_dir.join("olivia-fido2-2.json").is_file());
+    let auths = h.ok("list_custodians", json!({}))[0]["authenticators"].clone();
+    let first = auths[0]["id"].as_str().expect("id").to_owned();
+    let second = auths[1]["id"].as_str().expect("id").to_owned();
+
+    let revoked = h.ok(
+        "revoke_authenticator",
+        json!({"name": "olivia", "authenticator": first}),
+    );
+    assert!(revoked["done"].is_string(), "{revoked}");
+    // Key 1 is still on disk but revoked: the touch now comes from key 2.
+    h.ok(
+        "create_key",
+        json!({"name": "k", "keyType": "ed25519", "rotateEvery": null}),
+    );
+    let rotated = h.ok("rotate_key", json!({"name": "k"}));
+    assert!(rotated["done"].is_string(), "{rotated}");
+    let second_cred = auths[1]["credential_id"].as_str().expect("cred").to_owned();
+    let entries = h.ok("audit_entries", json!({}));
+    let rotation = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "key.rotate" && e["outcome"] == "ok")
+        .expect("rotation entry");
+    assert!(
+        rotation["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("cred {}", &second_cred[..16]))),
+        "the touch did not come from key 2: {rotation}"
+    );
+    // The last key of the last officer cannot be revoked.
+    assert_eq!(
+        h.err_kind(
+            "revoke_authenticator",
+            json!({"name": "olivia", "authenticator": second})
+        ),
+        "separation_of_duties"
+    );
+
+    // Without a key of their own: the role is checked first, then "enrol a key".
+    h.add("ivan", &["officer"]);
+    h.add("carl", &["operator"]);
+    // Roles change with the officer's touch.
+    let changed = h.ok(
+        "change_roles",
+        json!({"name": "carl", "roles": ["custodian", "operator"]}),
+    );
+    assert!(changed["done"].is_string(), "{changed}");
+    let carl = h
+        .ok("list_custodians", json!({}))
+        .as_array()
+        .expect("custodians")
+        .iter()
+        .find(|c| c["name"] == "carl")
+        .cloned()
+        .expect("carl");
+    assert_eq!(carl["roles"], json!(["custodian", "operator"]));
+    assert_eq!(
+        h.err_kind("change_roles", json!({"name": "carl", "roles": ["boss"]})),
+        "invalid_role"
+    );
+    h.act(Some("carl"));
+    assert_eq!(
+        h.err_kind("rotate_key", json!({"name": "k"})),
+        "role_not_allowed"
+    );
+    h.act(Some("ivan"));
+    assert_eq!(
+        h.err_kind("rotate_key", json!({"name": "k"})),
+        "no_authenticator"
+    );
+    h.act(None);
+    assert_eq!(
+        h.err_kind("rotate_key", json!({"name": "k"})),
+        "identity_required"
+    );
+    assert_eq!(
+        h.err_kind("approve_request", json!({"id": "000000000000"})),
+        "no_such_request"
+    );
 }

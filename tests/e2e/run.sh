@@ -38,6 +38,8 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-e2e.XXXXXX")
 VAULT="$WORK/vault.db"
+# The custody phase has a vault of its own (its demo keys go next to it, in vault.db.demo-keys/).
+DEMO_VAULT="$WORK/demo/vault.db"
 OUT="$HERE/.out"
 # Tests never rewrite tracked files: the README's screenshots are refreshed only on request.
 if [ "${CUSTOS_SCREENSHOTS:-}" = "docs" ]; then
@@ -68,14 +70,14 @@ trap 'exit 130' INT TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_driver LOGNAME [VAR=VALUE ...]: tauri-driver with this environment (inherited by the app).
+# start_driver LOGNAME VAULT [VAR=VALUE ...]: tauri-driver with this environment (inherited by the app).
 start_driver() {
-  local log="$OUT/tauri-driver-$1.log"; shift
+  local log="$OUT/tauri-driver-$1.log" vault=$2; shift 2
   if port_open 4444; then
     echo "port 4444 is already in use: stop the other WebDriver server first" >&2
     return 1
   fi
-  env "$@" CUSTOS_VAULT="$VAULT" CUSTOS_TEST_KDF=1 setsid tauri-driver --port 4444 >"$log" 2>&1 &
+  env "$@" CUSTOS_VAULT="$vault" CUSTOS_TEST_KDF=1 setsid tauri-driver --port 4444 >"$log" 2>&1 &
   DRIVER_PID=$!
   for _ in $(seq 1 100); do
     port_open 4444 && return 0
@@ -98,23 +100,33 @@ add_results() {
   fi
 }
 
+# run_phase PHASE VAULT [VAR=VALUE ...]
 run_phase() {
-  local phase=$1; shift
+  local phase=$1 vault=$2; shift 2
   echo "== phase: $phase"
   rm -f "$OUT/results-$phase.json"
-  if start_driver "$phase" "$@"; then
-    timeout 300 node "$HERE/suite.mjs" --phase "$phase" --app "$APP" --vault "$VAULT" \
+  if start_driver "$phase" "$vault" "$@"; then
+    timeout 300 node "$HERE/suite.mjs" --phase "$phase" --app "$APP" --vault "$vault" \
       --passphrase "$PASSPHRASE" --screenshots "$SHOTS" --results "$OUT/results-$phase.json" --out "$OUT"
   fi
   stop_driver
   add_results "$phase"
 }
 
-# 1. The whole workflow on a fresh vault (idle lock at its 5-minute default).
-run_phase main
-# 2. The idle auto-lock, on the same vault, with a 3-second timeout.
-if [ "$FAILED" -eq 0 ]; then
-  run_phase idle CUSTOS_IDLE_LOCK_SECS=3
+# CUSTOS_E2E_ONLY=custody (or main) runs one part while working on it; the default runs everything.
+ONLY=${CUSTOS_E2E_ONLY:-}
+if [ -z "$ONLY" ] || [ "$ONLY" = main ]; then
+  # 1. The whole workflow on a fresh vault (idle lock at its 5-minute default).
+  run_phase main "$VAULT"
+  # 2. The idle auto-lock, on the same vault, with a 3-second timeout.
+  if [ "$FAILED" -eq 0 ]; then
+    run_phase idle "$VAULT" CUSTOS_IDLE_LOCK_SECS=3
+  fi
+fi
+if [ -z "$ONLY" ] || [ "$ONLY" = custody ]; then
+  # 3. Custodians, the two-person rule and approvals, with --demo software keys, on a vault of its own.
+  mkdir -p "$(dirname "$DEMO_VAULT")"
+  run_phase custody "$DEMO_VAULT"
 fi
 
 if [ "$SKIPPED" -gt 0 ]; then

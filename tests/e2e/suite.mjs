@@ -1,6 +1,7 @@
 // Custos window, end to end, over WebDriver (tauri-driver on 127.0.0.1:4444).
-// Usage (run.sh does this): node suite.mjs --phase main|idle --app BIN --vault PATH --passphrase P
+// Usage (run.sh does this): node suite.mjs --phase main|idle|custody --app BIN --vault PATH --passphrase P
 //                            --screenshots DIR --results FILE
+// The custody phase runs on its own vault with `--demo` (software keys next to the vault file).
 // Prints one line per step; writes {passed, failed, skipped} to the results file.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,10 @@ for (const k of ['app', 'vault', 'passphrase', 'screenshots', 'results', 'out'])
 const WRONG = 'not the right passphrase at all 42';
 const KEY = 'payments-db';
 const BANNER = 'TEST VAULT — insecure key derivation, not for real keys';
+const DEMO_BANNER = 'DEMO — software keys, not hardware';
+// Custody phase: an officer and two custodians, each with a demo FIDO2 key and its own PIN.
+const PINS = { olivia: '2468', carol: '1357', dave: '8642' };
+const SECRET_KEY = 'payroll-archive';
 
 const results = { passed: 0, failed: 0, skipped: 0 };
 let stopped = false;
@@ -98,8 +103,9 @@ async function fill(sel, value) {
   await el.clearValue();
   await el.setValue(value);
 }
-async function snap(name) {
+async function snap(name, { top = false } = {}) {
   mkdirSync(opt.screenshots, { recursive: true });
+  if (top) await browser.execute(() => window.scrollTo(0, 0));
   await browser.pause(250); // let transitions settle
   await browser.saveScreenshot(join(opt.screenshots, name));
 }
@@ -248,6 +254,221 @@ async function mainPhase() {
   });
 }
 
+// ---- custody (demo keys) ----------------------------------------------------------------------
+
+async function demoBannerShown() {
+  await waitText('#demo-banner', DEMO_BANNER);
+}
+
+/** The PIN dialog opens for `who` (optionally a new key: PIN asked twice); type the PIN, submit. */
+async function enterPin(who, { purpose = 'enter', shot = null } = {}) {
+  const dialog = await shown('#pin-dialog', 20000);
+  const id = await dialog.getAttribute('data-request-id');
+  assertEq(await dialog.getAttribute('data-purpose'), purpose, `PIN dialog purpose for ${who}`);
+  const title = await text('#pin-title');
+  if (purpose === 'enter') assert(title.includes(who), `PIN dialog is not for ${who}: ${title}`);
+  await fill('#pin-input', PINS[who]);
+  if (purpose === 'new') await fill('#pin-confirm', PINS[who]);
+  if (shot) await snap(shot);
+  await click('#pin-submit');
+  // Closed, or already showing the next request (another key of the same operation).
+  await browser.waitUntil(async () => {
+    const d = await $('#pin-dialog');
+    return !(await d.isExisting()) || (await d.getAttribute('data-request-id')) !== id;
+  }, {
+    timeout: 10000,
+    timeoutMsg: `the PIN dialog for ${who} did not close after OK`,
+  });
+}
+
+/** "Touch your key" appears and then clears (the demo key approves at once). */
+async function touchSeen({ shot = null } = {}) {
+  await shown('#touch-prompt', 20000);
+  if (shot) await snap(shot);
+  await browser.waitUntil(async () => !(await (await $('#device-dialog')).isExisting()), {
+    timeout: 20000,
+    timeoutMsg: 'the touch prompt never cleared',
+  });
+}
+
+async function actAs(name) {
+  const select = await shown('#acting-as');
+  await select.selectByAttribute('value', name);
+  await browser.waitUntil(async () => (await (await $('#acting-as')).getValue()) === name && !(await (await $('#acting-required')).isExisting()), {
+    timeout: 10000,
+    timeoutMsg: `acting as ${name} was not taken`,
+  });
+}
+
+async function addCustodian(name, role) {
+  await fill('#custodian-name', name);
+  await click(`#role-${role}`);
+  await click('#add-custodian-button');
+}
+
+async function custodyPhase() {
+  let requestId = '';
+
+  await step('a --demo window shows the DEMO banner from the first screen', async () => {
+    await shown('#create-vault');
+    await demoBannerShown();
+  });
+
+  await step('create a demo test vault; no custodians yet', async () => {
+    await fill('#create-passphrase', opt.passphrase);
+    await waitText('#strength-label', 'strong');
+    await fill('#create-confirm', opt.passphrase);
+    await click('#test-kdf');
+    await click('#create-vault-button');
+    await shown('#create-result', 60000);
+    await click('#create-continue');
+    await shown('#keys-empty');
+    await click('#nav-custodians');
+    await shown('#custody-unguarded');
+    await demoBannerShown();
+    await bannerShown();
+  });
+
+  await step('add the officer olivia; "acting as" appears and is required', async () => {
+    await addCustodian('olivia', 'officer');
+    await shown('[data-testid="custodian-card-olivia"]');
+    await waitText('#acting-required', 'choose who you are');
+    await actAs('olivia');
+  });
+
+  await step("enrol olivia's demo FIDO2 key: choose its PIN in the dialog, the touch prompt appears and clears", async () => {
+    await click('[data-testid="enrol-button-olivia"]');
+    await click('#enrol-submit');
+    await enterPin('olivia', { purpose: 'new', shot: 'pin-dialog.png' });
+    await touchSeen({ shot: 'touch-prompt.png' });
+    await waitText('#custodians-message', 'FIDO2 key enrolled for olivia');
+    await waitText('[data-testid="auth-row-olivia-0"]', 'DEMO software FIDO2 key');
+    assert(/^\d+$/.test(await text('[data-testid="auth-counter-olivia-0"]')), "olivia's signature counter is shown");
+  });
+
+  for (const name of ['carol', 'dave']) {
+    await step(`add custodian ${name} (olivia's PIN and touch) and enrol ${name}'s demo key`, async () => {
+      await addCustodian(name, 'custodian');
+      await enterPin('olivia');
+      await touchSeen();
+      await shown(`[data-testid="custodian-card-${name}"]`, 20000);
+      await click(`[data-testid="enrol-button-${name}"]`);
+      await click('#enrol-submit');
+      await enterPin(name, { purpose: 'new' });
+      await enterPin('olivia');
+      await touchSeen();
+      await waitText('#custodians-message', `FIDO2 key enrolled for ${name}`, 20000);
+      await waitText(`[data-testid="auth-row-${name}-0"]`, 'enrolled');
+      assert((await text(`[data-testid="auth-credential-${name}-0"]`)).length >= 16, `${name}'s credential id`);
+    });
+  }
+
+  await step('custodians screen lists roles and keys (screenshot)', async () => {
+    await waitText('[data-testid="custodian-roles-olivia"]', 'officer');
+    await waitText('[data-testid="custodian-roles-carol"]', 'custodian');
+    await demoBannerShown();
+    await snap('custodians.png', { top: true });
+  });
+
+  await step('roles & rules: every rule can be met; activate the two-person rule with olivia\'s touch', async () => {
+    await click('#nav-rules');
+    await waitText('#rules-state', 'setup');
+    await shown('#rules-met');
+    const destroyRow = await text('[data-testid="rule-row-key.destroy"]');
+    assert(/officer/.test(destroyRow) && /2/.test(destroyRow), `key.destroy rule: ${destroyRow}`);
+    await click('#activate-rules-button');
+    await enterPin('olivia');
+    await touchSeen();
+    await waitText('#rules-state', 'enforced', 20000);
+    await snap('rules.png');
+  });
+
+  await step(`as olivia: create ${SECRET_KEY} and rotate it (touch only, no approval)`, async () => {
+    await click('#nav-keys');
+    await click('#new-key-button');
+    await fill('#key-name', SECRET_KEY);
+    await (await shown('#key-type')).selectByAttribute('value', 'symmetric-256');
+    await click('#create-key-button');
+    await waitText('[data-testid="version-state-1"]', 'Active');
+    await click('#rotate-button');
+    await enterPin('olivia');
+    await touchSeen();
+    await waitText('[data-testid="version-state-2"]', 'Active', 20000);
+    await waitText('[data-testid="version-state-1"]', 'Decrypt-only');
+  });
+
+  await step('as olivia: destroying v1 goes pending (request id, needs 2)', async () => {
+    await click('[data-testid="destroy-1"]');
+    await click('[data-testid="destroy-confirm-1"]');
+    await enterPin('olivia');
+    await touchSeen();
+    await waitText('#key-pending', 'Pending approval: request', 20000);
+    const note = await text('#key-pending');
+    assert(note.includes('needs 2 more approvals'), `pending note: ${note}`);
+    requestId = await (await $('#key-pending')).getAttribute('data-request');
+    assert(/^[0-9a-f]{12}$/.test(requestId), `request id: ${requestId}`);
+    assert(note.includes(requestId), 'the note names the request');
+    assertEq(await text('[data-testid="version-state-1"]'), 'Decrypt-only', 'v1 before approvals');
+    await waitText('#pending-count', '1');
+  });
+
+  await step('olivia cannot approve her own request', async () => {
+    await click('#nav-approvals');
+    const button = await shown(`[data-testid="approve-${requestId}"]`);
+    assert(!(await button.isEnabled()), 'the requester may approve');
+    await waitText(`[data-testid="request-row-${requestId}"]`, 'olivia asked for this and cannot approve it');
+  });
+
+  await step('acting as carol: approve (PIN, touch); one of two approvals', async () => {
+    await actAs('carol');
+    await waitText(`[data-testid="approve-${requestId}"]`, 'Approve as carol');
+    await click(`[data-testid="approve-${requestId}"]`);
+    await enterPin('carol');
+    await touchSeen();
+    await waitText('#approvals-message', 'Approved as carol', 20000);
+    await waitText(`[data-testid="request-approvers-${requestId}"]`, 'carol');
+    await waitText(`[data-testid="request-missing-${requestId}"]`, '1 of 2');
+    await snap('approvals.png');
+  });
+
+  await step('acting as dave: the second approval carries out the destroy; the request is done', async () => {
+    await actAs('dave');
+    await click(`[data-testid="approve-${requestId}"]`);
+    await enterPin('dave');
+    await touchSeen();
+    await waitText(`[data-testid="request-status-${requestId}"]`, 'done', 20000);
+    await waitText('#approvals-message', 'approved and carried out');
+    await shown('#approvals-empty');
+    await waitText(`[data-testid="history-row-${requestId}"]`, 'carol, dave');
+    await snap('approvals-done.png');
+  });
+
+  await step(`${SECRET_KEY} v1 is destroyed`, async () => {
+    await click('#nav-keys');
+    await click(`[data-testid="key-link-${SECRET_KEY}"]`);
+    await waitText('[data-testid="version-state-1"]', 'Destroyed');
+    await waitText('[data-testid="version-state-2"]', 'Active');
+  });
+
+  await step('audit timeline: both approvals, and the destroy "approved by" carol and dave; the chain verifies', async () => {
+    await click('#nav-audit');
+    await shown('#audit-table');
+    const rows = await browser.execute(() =>
+      [...document.querySelectorAll('#audit-table tbody tr')].map((tr) => ({ id: tr.getAttribute('data-testid'), text: tr.innerText })),
+    );
+    const approvals = rows.filter((r) => r.text.includes('request.approve') && r.text.includes(requestId) && /\bok\b/.test(r.text));
+    assertEq(approvals.length, 2, 'approval entries');
+    const destroy = rows.find((r) => r.text.includes('key.destroy') && r.text.includes('approved by'));
+    assert(destroy, `no key.destroy entry with "approved by":\n${rows.map((r) => r.text).join('\n')}`);
+    assert(destroy.text.includes('carol') && destroy.text.includes('dave'), `approvers missing: ${destroy.text}`);
+    assert(destroy.text.includes('requested by olivia'), `requester missing: ${destroy.text}`);
+    await click('#verify-chain-button');
+    await waitText('#verify-result', 'Chain intact');
+    await browser.execute((id) => document.querySelector(`[data-testid="${id}"]`)?.scrollIntoView({ block: 'center' }), destroy.id);
+    await snap('audit-approval.png');
+  });
+}
+
 async function idlePhase() {
   await step('existing vault opens on the unlock screen', async () => {
     await shown('#unlock');
@@ -279,11 +500,15 @@ try {
       capabilities: {
         browserName: 'wry',
         'wdio:enforceWebDriverClassic': true,
-        'tauri:options': { application: opt.app, args: ['--vault', opt.vault] },
+        'tauri:options': {
+          application: opt.app,
+          args: opt.phase === 'custody' ? ['--vault', opt.vault, '--demo'] : ['--vault', opt.vault],
+        },
       },
     });
   });
   if (opt.phase === 'idle') await idlePhase();
+  else if (opt.phase === 'custody') await custodyPhase();
   else await mainPhase();
 } finally {
   if (browser) {

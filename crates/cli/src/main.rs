@@ -5,6 +5,7 @@
 //! exits with status 3 ("pending approval") after printing the request id. `--json` prints
 //! machine-readable output where a command has it.
 
+mod ceremony;
 mod custody;
 mod devices;
 
@@ -93,6 +94,9 @@ enum Command {
     /// The permission matrix and approval rules
     #[command(subcommand)]
     Rules(custody::RulesCmd),
+    /// Quorum ceremonies: escrow of the recovery key, recovery, rekey, drills, transcripts
+    #[command(subcommand)]
+    Ceremony(ceremony::CeremonyCmd),
 }
 
 #[derive(Subcommand)]
@@ -271,7 +275,7 @@ fn passphrase(cli: &Cli) -> CliResult<Passphrase> {
 }
 
 /// A new passphrase: from the environment or file, else typed twice.
-fn new_passphrase(env: &str, file: Option<&Path>, label: &str) -> CliResult<Passphrase> {
+pub(crate) fn new_passphrase(env: &str, file: Option<&Path>, label: &str) -> CliResult<Passphrase> {
     if let Some(f) = file {
         return read_secret_file(f);
     }
@@ -458,6 +462,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Custodian(cmd) => custody::custodian_cmd(&cli, cmd)?,
         Command::Approvals(cmd) => custody::approvals_cmd(&cli, cmd)?,
         Command::Rules(cmd) => custody::rules_cmd(&cli, cmd)?,
+        Command::Ceremony(cmd) => ceremony::ceremony_cmd(&cli, cmd)?,
     }
     Ok(())
 }

@@ -981,7 +981,7 @@ impl Vault {
     }
 
     /// Take a touch from `who`'s key for `purpose`, verify it, and record the new counter.
-    fn presence(
+    pub(crate) fn presence(
         &mut self,
         who: &CustodianRow,
         purpose: &[u8],

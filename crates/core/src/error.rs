@@ -168,6 +168,8 @@ pub enum Error {
     DemoMismatch(String),
     #[error("this vault also needs YubiKey serial {serial} (PIV slot {slot:02x}) to unlock: insert it and give its PIN")]
     PivRequired { serial: u32, slot: u8 },
+    #[error("transcript verification failed: {0}")]
+    BadTranscript(String),
     #[error("share refused: {0}")]
     BadShare(String),
     #[error("unknown role {0:?}: use officer, custodian, auditor or operator")]
@@ -234,6 +236,7 @@ impl Error {
             Error::DemoMismatch(_) => "demo_mismatch",
             Error::PivRequired { .. } => "piv_required",
             Error::BadShare(_) => "bad_share",
+            Error::BadTranscript(_) => "bad_transcript",
             Error::InvalidRole(_) => "invalid_role",
             Error::InvalidOperation(_) => "invalid_operation",
         }

@@ -11,6 +11,7 @@ mod backoff;
 mod clock;
 mod custody;
 mod error;
+pub mod escrow;
 mod fileenc;
 pub mod hardware;
 pub mod kdf;

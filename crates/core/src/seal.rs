@@ -49,6 +49,8 @@ pub(crate) enum Purpose {
     Request = 10,
     /// The approval rules, sealed by the root key.
     Rules = 11,
+    /// The root key wrapped by the escrowed recovery key (whose shares the custodians hold).
+    RecoveryWrap = 12,
 }
 
 /// The associated data of a sealed value: where it belongs.

@@ -99,6 +99,26 @@ impl Share {
         hex::encode(h.finalize())
     }
 
+    /// The share as uppercase RFC 4648 base32 without padding (fits a QR code's alphanumeric mode).
+    pub fn qr_text(&self) -> String {
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let bytes = self.bytes();
+        let mut out = String::with_capacity(SHARE_LEN * 8 / 5 + 1);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for b in bytes.iter() {
+            acc = (acc << 8) | *b as u32;
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+            }
+        }
+        if bits > 0 {
+            out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+        }
+        out
+    }
+
     /// A short public fingerprint for transcripts and share cards (not enough to rebuild anything).
     pub fn fingerprint(&self) -> String {
         self.commitment()[..16].to_string()
@@ -160,6 +180,11 @@ impl Share {
     }
 }
 
+/// The digest a [`ShareSet`] keeps of its secret.
+pub fn digest_of(ceremony: &[u8; 8], secret: &SecretKey) -> String {
+    digest(ceremony, secret.expose())
+}
+
 fn digest(ceremony: &[u8; 8], secret: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(DIGEST_DOMAIN);
@@ -177,13 +202,17 @@ fn vsss_form(s: &Share) -> Vec<u8> {
 
 /// Split `secret` M-of-N. Before returning, checks that every share lies on the one polynomial (so
 /// every M-subset rebuilds the secret) and that the first M rebuild it.
-pub fn split(secret: &SecretKey, threshold: u8, total: u8) -> Result<(ShareSet, Vec<Share>)> {
+pub fn split(
+    secret: &SecretKey,
+    threshold: u8,
+    total: u8,
+    ceremony: [u8; 8],
+) -> Result<(ShareSet, Vec<Share>)> {
     if threshold < 2 || threshold > total || total > MAX_SHARES {
         return Err(Error::BadShare(format!(
             "{threshold}-of-{total} is not allowed: use 2 ≤ M ≤ N ≤ {MAX_SHARES}"
         )));
     }
-    let ceremony: [u8; 8] = crate::secret::random_bytes()?;
     let rng = rand_core::UnwrapErr(getrandom::SysRng);
     let raw = vsss_rs::Gf256::split_bytes(threshold as usize, total as usize, secret.expose(), rng)
         .map_err(|e| Error::Internal(format!("secret sharing failed: {e:?}")))?;
@@ -451,7 +480,7 @@ mod tests {
     #[test]
     fn every_m_subset_rebuilds_and_m_minus_one_is_refused() {
         let s = secret();
-        let (set, shares) = split(&s, 3, 5).unwrap();
+        let (set, shares) = split(&s, 3, 5, [1; 8]).unwrap();
         for a in 0..5 {
             for b in a + 1..5 {
                 for c in b + 1..5 {
@@ -470,7 +499,7 @@ mod tests {
 
     #[test]
     fn duplicate_flipped_and_foreign_shares_are_named() {
-        let (set, shares) = split(&secret(), 2, 3).unwrap();
+        let (set, shares) = split(&secret(), 2, 3, [2; 8]).unwrap();
         let e = combine(&set, &[shares[0].clone(), shares[0].clone()]).unwrap_err();
         assert!(e.to_string().contains("share #1 was given twice"), "{e}");
         let mut bad = shares[1].clone();
@@ -481,7 +510,7 @@ mod tests {
                 .contains("share #2 does not match its commitment"),
             "{e}"
         );
-        let (_, other) = split(&secret(), 2, 3).unwrap();
+        let (_, other) = split(&secret(), 2, 3, [2; 8]).unwrap();
         let e = combine(&set, &[shares[0].clone(), other[2].clone()]).unwrap_err();
         assert!(
             e.to_string()
@@ -494,7 +523,7 @@ mod tests {
 
     #[test]
     fn words_round_trip_and_a_wrong_word_is_named_by_position() {
-        let (_, shares) = split(&secret(), 3, 5).unwrap();
+        let (_, shares) = split(&secret(), 3, 5, [3; 8]).unwrap();
         for share in &shares {
             let words = share.to_words();
             assert_eq!(words.len(), SHARE_WORDS);
@@ -519,7 +548,7 @@ mod tests {
 
     #[test]
     fn two_swapped_words_are_detected() {
-        let (_, shares) = split(&secret(), 2, 2).unwrap();
+        let (_, shares) = split(&secret(), 2, 2, [4; 8]).unwrap();
         let mut w = shares[0].to_words();
         w.swap(3, 4);
         if w[3] != w[4] {
@@ -529,10 +558,10 @@ mod tests {
 
     #[test]
     fn thresholds_out_of_range_are_refused() {
-        assert!(split(&secret(), 1, 3).is_err());
-        assert!(split(&secret(), 4, 3).is_err());
-        assert!(split(&secret(), 2, 33).is_err());
-        let (set, shares) = split(&secret(), 2, 32).unwrap();
+        assert!(split(&secret(), 1, 3, [5; 8]).is_err());
+        assert!(split(&secret(), 4, 3, [5; 8]).is_err());
+        assert!(split(&secret(), 2, 33, [5; 8]).is_err());
+        let (set, shares) = split(&secret(), 2, 32, [5; 8]).unwrap();
         assert_eq!(shares.len(), 32);
         assert_eq!(set.commitments.len(), 32);
     }

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema this build writes. Older vaults are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +56,11 @@ const MIGRATIONS: &[&str] = &[
         scope        TEXT PRIMARY KEY,
         failures     INTEGER NOT NULL,
         last_failure INTEGER NOT NULL
+     );",
+    // 2 -> 3: ceremony transcripts (public: no secret in them; covered by the state seal).
+    "CREATE TABLE ceremonies (
+        id         BLOB PRIMARY KEY CHECK (length(id) = 8),
+        transcript TEXT NOT NULL
      );",
 ];
 

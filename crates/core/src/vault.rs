@@ -277,6 +277,30 @@ impl Ctx {
         }
     }
 
+    /// The root key wrapped under a passphrase-derived key.
+    pub(crate) fn wrap_root_with(&self, pkey: &SecretKey) -> Result<Vec<u8>> {
+        seal(pkey, &root_binding(&self.vault_id), self.root.expose())
+    }
+
+    /// The root key sealed under the escrow's recovery key.
+    pub(crate) fn wrap_root_for_recovery(&self, recovery: &SecretKey) -> Result<Vec<u8>> {
+        seal(
+            recovery,
+            &self.binding(Purpose::RecoveryWrap, None, 0),
+            self.root.expose(),
+        )
+    }
+
+    /// Sign `message` with the vault audit key (transcripts).
+    pub(crate) fn sign(&self, message: &[u8]) -> ed25519_dalek::Signature {
+        use ed25519_dalek::Signer;
+        self.audit_key.sign(message)
+    }
+
+    pub(crate) fn audit_public(&self) -> [u8; 32] {
+        self.audit_key.verifying_key().to_bytes()
+    }
+
     /// Append a signed audit entry and re-seal the vault state (audit head + digest of every key row)
     /// in the caller's transaction. Every mutation ends here.
     pub(crate) fn append(&self, tx: &Transaction<'_>, draft: Draft<'_>) -> Result<()> {
@@ -363,8 +387,12 @@ fn keys_digest(conn: &Connection) -> Result<String> {
     }
     // Custody (schema 2). Empty tables and absent meta rows add nothing, so a vault without custodians
     // keeps the digest it had before.
-    for (tag, table) in [(b"C", "custodians"), (b"R", "requests")] {
-        let mut stmt = conn.prepare(&format!("SELECT id, record FROM {table} ORDER BY id"))?;
+    for (tag, table, col) in [
+        (b"C", "custodians", "record"),
+        (b"R", "requests", "record"),
+        (b"T", "ceremonies", "CAST(transcript AS BLOB)"),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT id, {col} FROM {table} ORDER BY id"))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             h.update(tag);
@@ -372,7 +400,7 @@ fn keys_digest(conn: &Connection) -> Result<String> {
             field(&mut h, Some(&r.get::<_, Vec<u8>>(1)?));
         }
     }
-    for name in ["rules", "demo", "piv_factor"] {
+    for name in ["rules", "demo", "piv_factor", "recovery"] {
         if let Some(v) = store::get_meta(conn, name)? {
             h.update(b"M");
             field(&mut h, Some(name.as_bytes()));
@@ -409,13 +437,13 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-fn vault_id_of(conn: &Connection) -> Result<[u8; 16]> {
+pub(crate) fn vault_id_of(conn: &Connection) -> Result<[u8; 16]> {
     store::require_meta(conn, "vault_id")?
         .try_into()
         .map_err(|_| Error::Tampered("vault id has the wrong length".into()))
 }
 
-fn kdf_of(conn: &Connection) -> Result<KdfParams> {
+pub(crate) fn kdf_of(conn: &Connection) -> Result<KdfParams> {
     let p: KdfParams = serde_json::from_slice(&store::require_meta(conn, "kdf")?)
         .map_err(|_| Error::Tampered("KDF parameters are unreadable".into()))?;
     // Unauthenticated until the root key opens: refuse values that would exhaust memory or hang.
@@ -441,7 +469,7 @@ fn audit_public_of(conn: &Connection) -> Result<ed25519_dalek::VerifyingKey> {
         .map_err(|_| Error::Tampered("audit public key is invalid".into()))
 }
 
-fn root_binding(vault_id: &[u8; 16]) -> Binding<'_> {
+pub(crate) fn root_binding(vault_id: &[u8; 16]) -> Binding<'_> {
     Binding {
         vault_id,
         purpose: Purpose::RootKey,
@@ -460,6 +488,27 @@ fn kdf_detail(p: &KdfParams) -> String {
         s.push_str(" (INSECURE TEST KDF)");
     }
     s
+}
+
+/// Open the root key wrapped by an escrow's recovery key.
+pub(crate) fn unwrap_root_with_recovery(
+    vault_id: &[u8; 16],
+    recovery: &SecretKey,
+    wrapped: &[u8],
+) -> Result<SecretKey> {
+    let b = open(
+        recovery,
+        &Binding {
+            vault_id,
+            purpose: Purpose::RecoveryWrap,
+            key_id: None,
+            version: 0,
+            extra: b"",
+        },
+        wrapped,
+    )
+    .map_err(|_| Error::BadShare("the rebuilt recovery key does not open the vault".into()))?;
+    SecretKey::from_slice(b.expose())
 }
 
 /// The vault's PIV factor, if it is bound to a YubiKey.
@@ -695,7 +744,8 @@ fn refusal_outcome(e: &Error) -> Option<Outcome> {
         | Error::RuleUnmeetable(_)
         | Error::DemoMismatch(_)
         | Error::BackedOff { .. }
-        | Error::DefaultCredentials(_) => Some(Outcome::Refused),
+        | Error::DefaultCredentials(_)
+        | Error::BadShare(_) => Some(Outcome::Refused),
         Error::DecryptionFailed
         | Error::BadSignature
         | Error::MalformedSignature(_)
@@ -781,6 +831,88 @@ fn audit_integrity(conn: &Connection, ctx: &Ctx) -> Result<Option<String>> {
         false,
     );
     Ok((!report.ok).then_some(report.message))
+}
+
+/// With the root key in hand: open the audit key, check the sealed state, record the unlock (with
+/// `detail`), and make the session.
+pub(crate) fn open_session(
+    path: &Path,
+    mut conn: Connection,
+    vault_id: [u8; 16],
+    root: SecretKey,
+    piv_key: Option<SecretKey>,
+    actor: &str,
+    detail: String,
+) -> Result<Vault> {
+    let seed = open(
+        &root,
+        &Binding {
+            vault_id: &vault_id,
+            purpose: Purpose::AuditKey,
+            key_id: None,
+            version: 0,
+            extra: b"",
+        },
+        &store::require_meta(&conn, "audit_secret")?,
+    )
+    .map_err(|_| Error::Tampered("the audit signing key does not open".into()))?;
+    let seed = SecretKey::from_slice(seed.expose())?;
+    let audit_key = SigningKey::from_bytes(seed.expose());
+    if audit_key.verifying_key() != audit_public_of(&conn)? {
+        return Err(Error::Tampered(
+            "the stored audit public key was replaced".into(),
+        ));
+    }
+    let ctx = Ctx {
+        vault_id,
+        root,
+        audit_key,
+        actor: actor.to_string(),
+        piv_key,
+        evidence: None,
+    };
+    // Key rows changed behind Custos's back: refuse, and never re-seal that state.
+    let outcome = begin(&mut conn, &ctx).and_then(|tx| {
+        // A damaged audit log does not lock the officer out of the keys, but it is reported on
+        // every screen and recorded.
+        let warning = audit_integrity(&tx, &ctx)?;
+        ctx.append(&tx, ctx.draft("vault.unlock", None, None, detail))?;
+        if let Some(w) = &warning {
+            ctx.append(
+                &tx,
+                Draft {
+                    outcome: Outcome::Failed,
+                    ..ctx.draft("audit.check", None, None, w.clone())
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(warning)
+    });
+    let integrity_warning = match outcome {
+        Ok(w) => w,
+        Err(e @ Error::Tampered(_)) => {
+            record_failed_unlock(
+                &mut conn,
+                &vault_id,
+                actor,
+                "refused: the key tables failed the integrity check",
+            )?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Vault {
+        conn,
+        path: path.to_path_buf(),
+        ctx,
+        integrity_warning,
+        failed_unlocks: 0,
+        acting: None,
+        granted: None,
+        enrol_evidence: None,
+        refusal_recorded: false,
+    })
 }
 
 impl Vault {
@@ -940,79 +1072,13 @@ impl Vault {
         };
         let failed_unlocks = backoff::state(&conn, UNLOCK_SCOPE)?.0;
         backoff::clear(&conn, UNLOCK_SCOPE)?;
-        let seed = open(
-            &root,
-            &Binding {
-                vault_id: &vault_id,
-                purpose: Purpose::AuditKey,
-                key_id: None,
-                version: 0,
-                extra: b"",
-            },
-            &store::require_meta(&conn, "audit_secret")?,
-        )
-        .map_err(|_| Error::Tampered("the audit signing key does not open".into()))?;
-        let seed = SecretKey::from_slice(seed.expose())?;
-        let audit_key = SigningKey::from_bytes(seed.expose());
-        if audit_key.verifying_key() != audit_public_of(&conn)? {
-            return Err(Error::Tampered(
-                "the stored audit public key was replaced".into(),
-            ));
-        }
-        let ctx = Ctx {
-            vault_id,
-            root,
-            audit_key,
-            actor: actor.to_string(),
-            piv_key,
-            evidence: None,
+        let detail = match failed_unlocks {
+            0 => String::new(),
+            n => format!("after {n} failed attempt(s)"),
         };
-        // Key rows changed behind Custos's back: refuse, and never re-seal that state.
-        let outcome = begin(&mut conn, &ctx).and_then(|tx| {
-            // A damaged audit log does not lock the officer out of the keys, but it is reported on
-            // every screen and recorded.
-            let warning = audit_integrity(&tx, &ctx)?;
-            let detail = match failed_unlocks {
-                0 => String::new(),
-                n => format!("after {n} failed attempt(s)"),
-            };
-            ctx.append(&tx, ctx.draft("vault.unlock", None, None, detail))?;
-            if let Some(w) = &warning {
-                ctx.append(
-                    &tx,
-                    Draft {
-                        outcome: Outcome::Failed,
-                        ..ctx.draft("audit.check", None, None, w.clone())
-                    },
-                )?;
-            }
-            tx.commit()?;
-            Ok(warning)
-        });
-        let integrity_warning = match outcome {
-            Ok(w) => w,
-            Err(e @ Error::Tampered(_)) => {
-                record_failed_unlock(
-                    &mut conn,
-                    &vault_id,
-                    actor,
-                    "refused: the key tables failed the integrity check",
-                )?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(Vault {
-            conn,
-            path: path.to_path_buf(),
-            ctx,
-            integrity_warning,
-            failed_unlocks,
-            acting: None,
-            granted: None,
-            enrol_evidence: None,
-            refusal_recorded: false,
-        })
+        let mut v = open_session(path, conn, vault_id, root, piv_key, actor, detail)?;
+        v.failed_unlocks = failed_unlocks;
+        Ok(v)
     }
 
     /// Failed unlock attempts between the previous unlock and this one.

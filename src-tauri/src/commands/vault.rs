@@ -1,10 +1,12 @@
-//! Vault life cycle: status, create (with Argon2 calibration), unlock, lock, info.
+//! Vault life cycle: status, create (with Argon2 calibration), unlock (with the YubiKey of a PIV-bound
+//! vault), lock, info.
 
 use custos_core::{CalibrationProgress, InitOptions, LockedInfo, Passphrase, Vault, VaultInfo};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 use zeroize::Zeroize;
 
+use crate::devices::Devices;
 use crate::error::{AppError, AppResult};
 use crate::session::{LockedEvent, Session, EVENT_VAULT_LOCKED};
 use crate::strength::{self, Strength};
@@ -23,6 +25,24 @@ pub struct AppStatus {
     pub test_kdf_allowed: bool,
     pub idle_lock_secs: u64,
     pub min_passphrase_score: u8,
+    /// Started with `--demo` (or `CUSTOS_DEMO=1`): keys are software twins; the DEMO banner shows.
+    pub demo: bool,
+}
+
+/// An unlocked vault, as the window shows it.
+#[derive(Debug, Serialize)]
+pub struct SessionInfo {
+    #[serde(flatten)]
+    pub info: VaultInfo,
+    /// Failed unlock attempts between the previous unlock and this one (an alert).
+    pub failed_unlocks: u32,
+}
+
+fn session_info(v: &Vault) -> Result<SessionInfo, custos_core::Error> {
+    Ok(SessionInfo {
+        info: v.info()?,
+        failed_unlocks: v.failed_unlocks(),
+    })
 }
 
 #[tauri::command]
@@ -46,6 +66,7 @@ pub fn app_status(session: State<'_, Session>) -> AppStatus {
         test_kdf_allowed: session.config().test_kdf_allowed,
         idle_lock_secs: session.config().idle_timeout.as_secs(),
         min_passphrase_score: strength::MIN_SCORE,
+        demo: session.config().demo,
     }
 }
 
@@ -65,7 +86,7 @@ pub async fn create_vault<R: Runtime>(
     mut confirmation: String,
     target_ms: Option<u32>,
     insecure_test_kdf: bool,
-) -> AppResult<VaultInfo> {
+) -> AppResult<SessionInfo> {
     let session = app.state::<Session>();
     session.touch();
     let matches = passphrase == confirmation;
@@ -122,31 +143,57 @@ pub async fn create_vault<R: Runtime>(
 
     let vault =
         result.map_err(|e| AppError::internal(format!("vault creation stopped: {e}")))??;
-    let info = vault.info()?;
+    let info = session_info(&vault)?;
     session.install(vault);
     Ok(info)
 }
 
 /// Unlocks the vault (Argon2 runs on a blocking thread). A wrong passphrase comes back as the core's
-/// `wrong_passphrase` error, with its message.
+/// `wrong_passphrase` error, with its message. A vault bound to a YubiKey (`piv_required`) also needs
+/// that key: its PIN is asked in the PIN dialog (`custos://pin-request`), and the key is touched.
 #[tauri::command]
-pub async fn unlock<R: Runtime>(app: AppHandle<R>, passphrase: String) -> AppResult<VaultInfo> {
+pub async fn unlock<R: Runtime>(app: AppHandle<R>, passphrase: String) -> AppResult<SessionInfo> {
     let session = app.state::<Session>();
     session.touch();
     let pass = Passphrase::new(passphrase);
-    let path = session.vault_path_buf();
-    let vault = tauri::async_runtime::spawn_blocking(move || {
-        Vault::unlock(&path, &pass, &custos_core::actor_name())
+    let handle = app.clone();
+    let vault = tauri::async_runtime::spawn_blocking(move || -> AppResult<Vault> {
+        let session = handle.state::<Session>();
+        let _busy = session.begin_device()?;
+        let path = session.vault_path_buf();
+        let actor = custos_core::actor_name();
+        let locked = Vault::peek(&path)?;
+        let Some(factor) = locked.piv_required else {
+            return Ok(Vault::unlock(&path, &pass, &actor)?);
+        };
+        // Check the back-off before asking for a PIN that could not be used anyway.
+        if locked.wait_secs > 0 {
+            return Err(custos_core::Error::BackedOff {
+                wait_secs: locked.wait_secs,
+            }
+            .into());
+        }
+        let devices = Devices::new(&handle, &path, session.config().demo);
+        let (mut card, pin) = devices.piv_for_unlock(&factor)?;
+        Ok(Vault::unlock_with(
+            &path,
+            &pass,
+            &actor,
+            Some((card.as_mut(), &pin)),
+        )?)
     })
     .await
     .map_err(|e| AppError::internal(format!("unlock stopped: {e}")))??;
-    let info = vault.info()?;
+    let info = session_info(&vault)?;
     session.install(vault);
     Ok(info)
 }
 
 #[tauri::command]
 pub fn lock<R: Runtime>(app: AppHandle<R>, session: State<'_, Session>) -> AppResult<()> {
+    if session.device_busy() {
+        return Err(AppError::busy());
+    }
     if session.lock() {
         if let Err(err) = app.emit(EVENT_VAULT_LOCKED, LockedEvent { reason: "user" }) {
             eprintln!("custos-app: could not emit {EVENT_VAULT_LOCKED}: {err}");
@@ -156,6 +203,6 @@ pub fn lock<R: Runtime>(app: AppHandle<R>, session: State<'_, Session>) -> AppRe
 }
 
 #[tauri::command]
-pub fn vault_info(session: State<'_, Session>) -> AppResult<VaultInfo> {
-    session.with_vault(|v| v.info())
+pub fn vault_info(session: State<'_, Session>) -> AppResult<SessionInfo> {
+    session.with_vault(|v| session_info(v))
 }

@@ -5,7 +5,7 @@ import KeyDetail from './KeyDetail.svelte';
 import CreateKey from './CreateKey.svelte';
 import { app } from '../lib/app.svelte';
 import { byId, byTestId, choose, render, type } from '../test/helpers';
-import { detail, summary, vaultInfo } from '../test/fixtures';
+import { detail, request, summary, vaultInfo } from '../test/fixtures';
 
 let cleanup: (() => void) | undefined;
 beforeEach(() => {
@@ -103,7 +103,8 @@ describe('KeyDetail', () => {
         current = detail();
         current.versions[0] = { ...current.versions[0]!, state: 'destroyed', allowed_states: [] };
       }
-      return current;
+      // Reads return the key; operations return their outcome with the key as it is now.
+      return cmd === 'key_detail' ? current : { done: `${cmd} ok`, key: current };
     });
     const r = render(KeyDetail, { name: 'payments' });
     cleanup = r.destroy;
@@ -129,5 +130,46 @@ describe('KeyDetail', () => {
     byTestId(r.target, 'destroy-confirm-1').click();
     await vi.waitFor(() => expect(byTestId(r.target, 'version-state-1').textContent).toBe('Destroyed'));
     expect(calls.find((c) => c.cmd === 'destroy_version')?.args).toEqual({ name: 'payments', version: 1 });
+  });
+});
+
+describe('KeyDetail with custodians', () => {
+  it('shows "pending approval" with the request id and the approvals still needed, and leaves the version as it was', async () => {
+    const calls: string[] = [];
+    mockIPC((cmd) => {
+      calls.push(cmd);
+      if (cmd === 'key_detail') return detail();
+      if (cmd === 'destroy_version') return { pending: request({ id: 'abc123def456', needed: 2 }), key: detail() };
+      if (cmd === 'custody_status' || cmd === 'list_custodians' || cmd === 'list_requests') return cmd === 'custody_status' ? null : [];
+      throw new Error(cmd);
+    });
+    const r = render(KeyDetail, { name: 'payments' });
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(byTestId(r.target, 'version-state-1').textContent).toBe('Decrypt-only'));
+    byTestId(r.target, 'destroy-1').click();
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="destroy-confirm-1"]')).not.toBeNull());
+    byTestId(r.target, 'destroy-confirm-1').click();
+    await vi.waitFor(() => expect(r.target.querySelector('#key-pending')).not.toBeNull());
+    const note = byId(r.target, 'key-pending');
+    expect(note.textContent).toContain('Pending approval: request abc123def456, needs 2 more approvals');
+    expect(note.dataset.request).toBe('abc123def456');
+    expect(r.target.querySelector('#key-message')).toBeNull();
+    expect(byTestId(r.target, 'version-state-1').textContent).toBe('Decrypt-only');
+    byId(r.target, 'key-pending-open').click();
+    expect(app.screen).toBe('approvals');
+  });
+
+  it('shows a refused operation (no key enrolled for the acting custodian) as an error', async () => {
+    mockIPC((cmd) => {
+      if (cmd === 'key_detail') return detail();
+      if (cmd === 'rotate_key') throw { kind: 'no_authenticator', message: 'olivia has no usable authenticator: enrol a FIDO2 key first' };
+      throw new Error(cmd);
+    });
+    const r = render(KeyDetail, { name: 'payments' });
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(byTestId(r.target, 'version-state-2').textContent).toBe('Active'));
+    byId(r.target, 'rotate-button').click();
+    await vi.waitFor(() => expect(byId(r.target, 'key-error').textContent).toBe('Olivia has no usable authenticator: enrol a FIDO2 key first.'));
+    expect(r.target.querySelector('#key-pending')).toBeNull();
   });
 });

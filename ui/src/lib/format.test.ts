@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatKib, formatTime, shortHash } from './format';
+import { formatDuration, formatKib, formatTime, missingApprovals, outcomeText, pendingText, shortHash } from './format';
+import { evidence, request } from '../test/fixtures';
 
 describe('format', () => {
   it('prints durations in the syntax the core parses back', () => {
@@ -23,5 +24,14 @@ describe('format', () => {
     expect(formatKib(512)).toBe('512 KiB');
     expect(shortHash('0123456789abcdef', 8)).toBe('01234567…');
     expect(shortHash('abc', 8)).toBe('abc');
+  });
+
+  it('describes a pending request by id and the approvals still missing', () => {
+    const r = request({ id: 'abcdef012345', needed: 2, approvals: [evidence('carol')] });
+    expect(missingApprovals(r)).toBe(1);
+    expect(pendingText(r)).toMatch(/^Pending approval: request abcdef012345, needs 1 more approval \(officer or custodian\)\./);
+    expect(outcomeText({ pending: r }, () => 'x')).toBe(pendingText(r));
+    expect(outcomeText({ done: 'payroll rotated to version 2' }, (d) => `Done: ${d}`)).toBe('Done: payroll rotated to version 2');
+    expect(missingApprovals(request({ needed: 1, approvals: [evidence('a'), evidence('b')] }))).toBe(0);
   });
 });

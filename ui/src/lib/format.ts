@@ -1,5 +1,5 @@
 // Display helpers: durations, dates, sizes, key states.
-import type { KeyState, RotationStatus } from './types';
+import type { KeyState, Outcome, RequestView, Role, RotationStatus } from './types';
 
 const UNITS: [string, number][] = [
   ['y', 365 * 86400],
@@ -55,3 +55,24 @@ export function shortHash(hex: string, n = 12): string {
 }
 
 export const STRENGTH_LABEL = ['Very weak', 'Weak', 'Fair', 'Strong', 'Very strong'];
+
+export function rolesText(roles: readonly Role[]): string {
+  return roles.length === 0 ? '—' : roles.join(' or ');
+}
+
+/** Approvals still missing on a request. */
+export function missingApprovals(r: RequestView): number {
+  return Math.max(0, r.needed - r.approvals.length);
+}
+
+/** "Pending approval: request 3fa1…, needs 2 more approvals (officer or custodian)." */
+export function pendingText(r: RequestView): string {
+  const missing = missingApprovals(r);
+  return `Pending approval: request ${r.id}, needs ${missing} more approval${missing === 1 ? '' : 's'} (${rolesText(r.approver_roles)}). Approvers choose themselves under “Acting as” and approve it in Approvals.`;
+}
+
+/** What to tell the person after an operation: `done` text, or the pending request. */
+export function outcomeText(o: Outcome, done: (detail: string) => string): string {
+  if (o.pending) return pendingText(o.pending);
+  return done(o.done ?? '');
+}

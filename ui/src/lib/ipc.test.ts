@@ -22,6 +22,32 @@ describe('ipc wrappers', () => {
     });
   });
 
+  it('send the custody commands with the names and argument shapes the Rust side takes', async () => {
+    const calls: { cmd: string; args: unknown }[] = [];
+    mockIPC((cmd, args) => {
+      calls.push({ cmd, args });
+      return { done: 'ok' };
+    });
+    await ipc.addCustodian('carol', ['custodian']);
+    await ipc.enrollKey('carol', 'piv', '83');
+    await ipc.setRule('key.destroy', 2, ['officer', 'custodian']);
+    await ipc.approveRequest('3fa1b2c3d4e5');
+    await ipc.submitPin(4, '1357');
+    await ipc.submitPin(5, null);
+    await ipc.actAs(null);
+    await ipc.revokeAuthenticator('carol', 'a1b2c3d4');
+    expect(calls).toEqual([
+      { cmd: 'add_custodian', args: { name: 'carol', roles: ['custodian'] } },
+      { cmd: 'enroll_key', args: { name: 'carol', kind: 'piv', slot: '83' } },
+      { cmd: 'set_rule', args: { operation: 'key.destroy', approvals: 2, approverRoles: ['officer', 'custodian'] } },
+      { cmd: 'approve_request', args: { id: '3fa1b2c3d4e5' } },
+      { cmd: 'submit_pin', args: { id: 4, pin: '1357' } },
+      { cmd: 'submit_pin', args: { id: 5, pin: null } },
+      { cmd: 'act_as', args: { name: null } },
+      { cmd: 'revoke_authenticator', args: { name: 'carol', authenticator: 'a1b2c3d4' } },
+    ]);
+  });
+
   it('turn a backend {kind, message} rejection into an IpcError', async () => {
     mockIPC(() => {
       throw { kind: 'wrong_passphrase', message: 'Wrong passphrase for this vault.' };

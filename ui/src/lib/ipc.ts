@@ -7,12 +7,21 @@ import type {
   AuditEntry,
   AuditReport,
   CalibrationProgress,
+  CustodianView,
+  CustodyStatus,
   KeyDetail,
+  KeyOutcome,
   KeyState,
   KeySummary,
   KeyType,
   LockedEvent,
+  OpKind,
+  Outcome,
+  PinRequest,
+  RequestView,
+  Role,
   Strength,
+  TouchRequest,
   VaultInfo,
 } from './types';
 
@@ -58,6 +67,9 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 
 export const EVENT_VAULT_LOCKED = 'vault-locked';
 export const EVENT_CALIBRATION_PROGRESS = 'calibration-progress';
+export const EVENT_PIN_REQUEST = 'custos://pin-request';
+export const EVENT_TOUCH = 'custos://touch';
+export const EVENT_PROMPT_DONE = 'custos://prompt-done';
 
 export const ipc = {
   appStatus: () => call<AppStatus>('app_status'),
@@ -82,16 +94,35 @@ export const ipc = {
   createKey: (name: string, keyType: KeyType, rotateEvery: string | null) =>
     call<KeyDetail>('create_key', { name, keyType, rotateEvery }),
   keyDetail: (name: string) => call<KeyDetail>('key_detail', { name }),
-  rotateKey: (name: string) => call<KeyDetail>('rotate_key', { name }),
+  rotateKey: (name: string) => call<KeyOutcome>('rotate_key', { name }),
   setKeyState: (name: string, version: number, state: KeyState) =>
-    call<KeyDetail>('set_key_state', { name, version, state }),
+    call<KeyOutcome>('set_key_state', { name, version, state }),
   destroyVersion: (name: string, version: number) =>
-    call<KeyDetail>('destroy_version', { name, version }),
+    call<KeyOutcome>('destroy_version', { name, version }),
   setRotationPolicy: (name: string, every: string | null) =>
-    call<KeyDetail>('set_rotation_policy', { name, every }),
+    call<KeyOutcome>('set_rotation_policy', { name, every }),
 
   auditEntries: () => call<AuditEntry[]>('audit_entries'),
   auditVerify: () => call<AuditReport>('audit_verify'),
+
+  listCustodians: () => call<CustodianView[]>('list_custodians'),
+  custodyStatus: () => call<CustodyStatus>('custody_status'),
+  actAs: (name: string | null) => call<CustodyStatus>('act_as', { name }),
+  addCustodian: (name: string, roles: Role[]) => call<Outcome>('add_custodian', { name, roles }),
+  changeRoles: (name: string, roles: Role[]) => call<Outcome>('change_roles', { name, roles }),
+  enrollKey: (name: string, kind: 'fido2' | 'piv', slot: string | null) =>
+    call<Outcome>('enroll_key', { name, kind, slot }),
+  revokeAuthenticator: (name: string, authenticator: string) =>
+    call<Outcome>('revoke_authenticator', { name, authenticator }),
+  setRule: (operation: OpKind, approvals: number, approverRoles: Role[]) =>
+    call<Outcome>('set_rule', { operation, approvals, approverRoles }),
+  activateRules: () => call<Outcome>('activate_rules'),
+
+  listRequests: () => call<RequestView[]>('list_requests'),
+  approveRequest: (id: string) => call<Outcome>('approve_request', { id }),
+
+  /** The PIN dialog's answer (null cancels). The PIN goes to Rust and nowhere else. */
+  submitPin: (id: number, pin: string | null) => call<void>('submit_pin', { id, pin }),
 };
 
 export function onVaultLocked(cb: (ev: LockedEvent) => void): Promise<UnlistenFn> {
@@ -100,4 +131,16 @@ export function onVaultLocked(cb: (ev: LockedEvent) => void): Promise<UnlistenFn
 
 export function onCalibrationProgress(cb: (p: CalibrationProgress) => void): Promise<UnlistenFn> {
   return listen<CalibrationProgress>(EVENT_CALIBRATION_PROGRESS, (e) => cb(e.payload));
+}
+
+export function onPinRequest(cb: (r: PinRequest) => void): Promise<UnlistenFn> {
+  return listen<PinRequest>(EVENT_PIN_REQUEST, (e) => cb(e.payload));
+}
+
+export function onTouch(cb: (t: TouchRequest) => void): Promise<UnlistenFn> {
+  return listen<TouchRequest>(EVENT_TOUCH, (e) => cb(e.payload));
+}
+
+export function onPromptDone(cb: () => void): Promise<UnlistenFn> {
+  return listen(EVENT_PROMPT_DONE, () => cb());
 }

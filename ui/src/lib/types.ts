@@ -15,6 +15,15 @@ export interface KdfInfo {
   salt_len: number;
 }
 
+/** The YubiKey a vault is bound to: unlocking needs it (its PIN and a touch) as well as the passphrase. */
+export interface PivFactor {
+  serial: number;
+  slot: number;
+  custodian: string;
+  card_public: string;
+  ephemeral_public: string;
+}
+
 export interface LockedInfo {
   path: string;
   vault_id: string;
@@ -22,6 +31,10 @@ export interface LockedInfo {
   insecure_test_kdf: boolean;
   kdf: KdfInfo;
   audit_key_fingerprint: string;
+  piv_required: PivFactor | null;
+  /** Failed unlock attempts since the last unlock (an alert), and seconds before the next try. */
+  failed_unlocks: number;
+  wait_secs: number;
 }
 
 export interface VaultInfo {
@@ -36,6 +49,8 @@ export interface VaultInfo {
   audit_key_fingerprint: string;
   /** Set when the audit log failed its integrity check at unlock. */
   audit_warning: string | null;
+  /** Failed unlock attempts between the previous unlock and this one. */
+  failed_unlocks: number;
 }
 
 export interface AppError {
@@ -52,6 +67,8 @@ export interface AppStatus {
   test_kdf_allowed: boolean;
   idle_lock_secs: number;
   min_passphrase_score: number;
+  /** Started with --demo: keys are software twins. */
+  demo: boolean;
 }
 
 export interface Strength {
@@ -129,4 +146,122 @@ export interface AuditReport {
 
 export interface LockedEvent {
   reason: 'user' | 'idle' | 'exit';
+}
+
+// ---- custody -------------------------------------------------------------------------------
+
+export type Role = 'officer' | 'custodian' | 'auditor' | 'operator';
+export const ROLES: readonly Role[] = ['officer', 'custodian', 'auditor', 'operator'];
+
+export type OpKind =
+  | 'key.create'
+  | 'key.rotate'
+  | 'key.set-state'
+  | 'key.compromise'
+  | 'key.destroy'
+  | 'key.policy'
+  | 'key.use'
+  | 'audit.export'
+  | 'custodian.add'
+  | 'custodian.roles'
+  | 'custodian.enroll'
+  | 'custodian.revoke'
+  | 'rules.change'
+  | 'vault.passphrase'
+  | 'vault.require-piv';
+
+export interface DeviceIdentity {
+  kind: string;
+  description: string;
+  serial: number | null;
+  demo: boolean;
+}
+
+export interface AuthenticatorView {
+  id: string;
+  kind: 'fido2' | 'piv';
+  device: DeviceIdentity;
+  credential_id: string | null;
+  counter: number | null;
+  aaguid: string | null;
+  attestation: string | null;
+  piv_serial: number | null;
+  piv_slot: string | null;
+  public_key: string | null;
+  enrolled: string;
+  revoked: string | null;
+}
+
+export interface CustodianView {
+  name: string;
+  roles: Role[];
+  created: string;
+  authenticators: AuthenticatorView[];
+}
+
+export interface RuleView {
+  operation: OpKind;
+  requester_roles: Role[];
+  presence: boolean;
+  approvals: number;
+  approver_roles: Role[];
+}
+
+export interface CustodyStatus {
+  unguarded: boolean;
+  enforced: boolean;
+  demo: boolean;
+  acting_as: string | null;
+  rules: RuleView[];
+  unmet: string[];
+  request_ttl_secs: number;
+}
+
+export interface Evidence {
+  custodian: string;
+  authenticator: string;
+  credential_id: string;
+  counter: number;
+  user_present: boolean;
+  user_verified: boolean;
+  challenge: string;
+  time: string;
+  demo: boolean;
+}
+
+export type RequestStatus = 'pending' | 'done' | 'failed' | 'expired';
+
+export interface RequestView {
+  id: string;
+  operation: string;
+  kind: OpKind;
+  requester: string;
+  approvals: Evidence[];
+  needed: number;
+  approver_roles: Role[];
+  status: RequestStatus;
+  created: string;
+  expires: string;
+  result: string | null;
+}
+
+/** What asking for an operation led to: it ran (`done`, its audit detail) or waits for approvals. */
+export type Outcome = { done: string; pending?: undefined } | { pending: RequestView; done?: undefined };
+export type KeyOutcome = Outcome & { key: KeyDetail };
+
+// ---- hardware-key prompts (events) ----------------------------------------------------------
+
+export interface PinRequest {
+  id: number;
+  device: string;
+  custodian: string | null;
+  /** "new": choose the PIN of a new DEMO key (asked twice). */
+  purpose: 'enter' | 'new';
+  min_len: number;
+  max_len: number;
+}
+
+export interface TouchRequest {
+  device: string;
+  custodian: string | null;
 }

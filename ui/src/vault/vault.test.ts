@@ -8,7 +8,7 @@ import App from '../App.svelte';
 import { app } from '../lib/app.svelte';
 import type { Strength, VaultInfo } from '../lib/types';
 import { byId, render, type } from '../test/helpers';
-import { status, vaultInfo } from '../test/fixtures';
+import { lockedInfo, status, vaultInfo } from '../test/fixtures';
 
 let cleanup: (() => void) | undefined;
 beforeEach(() => {
@@ -52,6 +52,34 @@ describe('Unlock', () => {
     await vi.waitFor(() => expect(app.screen).toBe('keys'));
     expect(app.vault?.vault_id).toBe('vid');
     expect(seen).toEqual(['wrong one', 'right one']);
+  });
+});
+
+describe('Unlock with custody', () => {
+  it('says the vault needs the custodian\'s YubiKey, shows failed attempts and back-off, and refreshes them after a failure', async () => {
+    const factor = { serial: 3912345678, slot: 0x82, custodian: 'olivia', card_public: '04', ephemeral_public: '04' };
+    app.status = status({ locked_info: lockedInfo({ piv_required: factor, failed_unlocks: 2 }) });
+    app.screen = 'unlock';
+    app.alert = null;
+    mockIPC((cmd) => {
+      if (cmd === 'unlock') throw { kind: 'backed_off', message: 'too many failed attempts: wait 5 s before trying again' };
+      if (cmd === 'app_status') return status({ locked_info: lockedInfo({ piv_required: factor, failed_unlocks: 3, wait_secs: 5 }) });
+      throw new Error(`unexpected ${cmd}`);
+    });
+    const r = render(Unlock, {});
+    cleanup = r.destroy;
+    const piv = byId(r.target, 'unlock-piv-required').textContent ?? '';
+    expect(piv).toContain('olivia');
+    expect(piv).toContain('3912345678');
+    expect(piv).toContain('slot 82');
+    expect(byId(r.target, 'unlock-failed-alert').textContent).toContain('2 failed unlock attempts since the last unlock.');
+
+    type(byId<HTMLInputElement>(r.target, 'unlock-passphrase'), 'again');
+    byId(r.target, 'unlock-button').click();
+    await vi.waitFor(() => expect(byId(r.target, 'unlock-failed-alert').textContent).toContain('3 failed unlock attempts'));
+    expect(byId(r.target, 'unlock-failed-alert').textContent).toContain('wait 5 s before trying again');
+    expect(byId(r.target, 'unlock-error').textContent).toBe('Too many failed attempts: wait 5 s before trying again.');
+    expect(app.alert).toMatchObject({ kind: 'backed_off' });
   });
 });
 
@@ -116,7 +144,7 @@ describe('CreateVault', () => {
 
 describe('App', () => {
   it('shows the TEST VAULT banner for a test vault and returns to unlock on vault-locked', async () => {
-    const locked = status({ locked_info: { path: '/tmp/v/vault.db', vault_id: 'vid', schema_version: 1, insecure_test_kdf: true, kdf: vaultInfo().kdf, audit_key_fingerprint: 'ab12' } });
+    const locked = status({ locked_info: lockedInfo({ insecure_test_kdf: true }) });
     mockIPC(
       (cmd) => {
         if (cmd === 'app_status') return { ...locked, unlocked: true };

@@ -1,0 +1,697 @@
+//! The recovery escrow: a recovery key that wraps the vault root key is split M-of-N among custodians
+//! in a ceremony (script, administrator, witness, each step initialled by a touch), recorded in a
+//! hash-chained transcript signed by the vault audit key. Later M shares recover the vault (new
+//! passphrase), and drills check shares one by one without unlocking anything.
+//!
+//! Stored in the vault (in the clear, needed while locked, covered by the state seal): the share set
+//! (M, N, per-share commitments, a digest of the recovery key) and the root key sealed under the
+//! recovery key. Shares are never stored.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{Draft, Outcome};
+use crate::clock::{now, rfc3339, Timestamp};
+use crate::custody::{load_custodians, CustodianRow, Evidence};
+use crate::error::{Error, Result};
+use crate::hardware::Fido2Client;
+use crate::policy::Role;
+use crate::secret::{random_bytes, Passphrase, SecretKey};
+use crate::sharing::{self, Share, ShareSet};
+use crate::vault::{begin, open_session, Vault};
+use crate::{kdf, store};
+
+const TRANSCRIPT_FORMAT: &str = "custos-transcript-v1";
+const STEP_DOMAIN: &[u8] = b"custos-transcript-step-v1\0";
+const SIGN_DOMAIN: &[u8] = b"custos-transcript-head-v1\0";
+/// Drill policy: a share not checked for this long is stale.
+pub const DRILL_EVERY_SECS: u64 = 180 * 86_400;
+
+/// How a share is handed to its custodian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Medium {
+    /// On screen: words (and a QR code in the window), typed back to prove they were written down.
+    Screen,
+    /// A printable share card.
+    Card,
+}
+
+impl Medium {
+    pub fn parse(s: &str) -> Result<Medium> {
+        match s {
+            "screen" => Ok(Medium::Screen),
+            "card" => Ok(Medium::Card),
+            other => Err(Error::BadShare(format!(
+                "unknown medium {other:?}: use screen or card (encrypted share files are not built yet)"
+            ))),
+        }
+    }
+}
+
+/// Who takes part, and the split.
+#[derive(Debug, Clone)]
+pub struct EscrowPlan {
+    pub threshold: u8,
+    pub holders: Vec<(String, Medium)>,
+    pub witness: String,
+}
+
+/// What the shells need from the room: each participant's key for their touch, and a way to show a
+/// step of the script as it happens.
+pub trait Room {
+    fn key_of(&mut self, custodian: &str) -> Result<Box<dyn Fido2Client>>;
+    fn step(&mut self, _text: &str) {}
+}
+
+/// One share to hand out. `share` is secret.
+#[derive(Debug)]
+pub struct HandOut {
+    pub custodian: String,
+    pub medium: Medium,
+    pub share: Share,
+}
+
+impl HandOut {
+    pub fn words(&self) -> Vec<&'static str> {
+        self.share.to_words()
+    }
+    /// The share as uppercase base32 (no padding), for a QR code in alphanumeric mode.
+    pub fn qr_text(&self) -> String {
+        self.share.qr_text()
+    }
+}
+
+#[derive(Debug)]
+pub struct EscrowOutcome {
+    pub ceremony: String,
+    pub shares: Vec<HandOut>,
+    pub transcript: Transcript,
+}
+
+/// What the vault keeps of the escrow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryRecord {
+    set: ShareSet,
+    /// Custodian per share index (1-based order).
+    holders: Vec<String>,
+    /// The root key sealed under the recovery key, hex.
+    wrapped_root: String,
+    created: Timestamp,
+    /// Last successful drill per share index.
+    drills: BTreeMap<u8, Timestamp>,
+}
+
+/// A ceremony transcript: hash-chained steps, the head signed by the vault audit key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcript {
+    pub format: String,
+    pub ceremony: String,
+    pub kind: String,
+    pub vault_id: String,
+    /// The vault audit key (hex) that signs the head; check its fingerprint against the one recorded
+    /// when the vault was created.
+    pub audit_public: String,
+    pub steps: Vec<Step>,
+    pub head: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub seq: u32,
+    pub time: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub detail: String,
+    pub presence: Option<Evidence>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+fn step_hash(s: &Step) -> Result<String> {
+    let mut unhashed = s.clone();
+    unhashed.hash = String::new();
+    let json = serde_json::to_vec(&unhashed).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut h = Sha256::new();
+    h.update(STEP_DOMAIN);
+    h.update((json.len() as u64).to_be_bytes());
+    h.update(&json);
+    Ok(hex::encode(h.finalize()))
+}
+
+fn head_message(t: &Transcript) -> Vec<u8> {
+    let mut m = SIGN_DOMAIN.to_vec();
+    for part in [&t.ceremony, &t.kind, &t.vault_id, &t.head] {
+        m.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        m.extend_from_slice(part.as_bytes());
+    }
+    m
+}
+
+struct Recorder {
+    steps: Vec<Step>,
+}
+
+impl Recorder {
+    fn add(
+        &mut self,
+        actor: &str,
+        role: &str,
+        action: &str,
+        detail: String,
+        presence: Option<Evidence>,
+    ) -> Result<()> {
+        let prev_hash = self
+            .steps
+            .last()
+            .map_or_else(|| "0".repeat(64), |s| s.hash.clone());
+        let mut step = Step {
+            seq: self.steps.len() as u32 + 1,
+            time: rfc3339(now()),
+            actor: actor.into(),
+            role: role.into(),
+            action: action.into(),
+            detail,
+            presence,
+            prev_hash,
+            hash: String::new(),
+        };
+        step.hash = step_hash(&step)?;
+        self.steps.push(step);
+        Ok(())
+    }
+}
+
+/// Check an exported transcript without the vault: the chain, and the signature by the audit key it
+/// names (pinned to `expected_fingerprint` when given).
+pub fn verify_transcript(path: &Path, expected_fingerprint: Option<&str>) -> Result<Transcript> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    let t: Transcript = serde_json::from_str(&text)
+        .map_err(|e| Error::BadTranscript(format!("not a Custos transcript ({e})")))?;
+    if t.format != TRANSCRIPT_FORMAT {
+        return Err(Error::BadTranscript(format!(
+            "unknown format {:?}",
+            t.format
+        )));
+    }
+    let mut prev = "0".repeat(64);
+    for s in &t.steps {
+        if s.prev_hash != prev || step_hash(s)? != s.hash {
+            return Err(Error::BadTranscript(format!(
+                "step {} ({}) was altered: its hash does not match",
+                s.seq, s.action
+            )));
+        }
+        prev = s.hash.clone();
+    }
+    if t.head != prev {
+        return Err(Error::BadTranscript(
+            "the head does not match the last step: steps were removed or added".into(),
+        ));
+    }
+    let public: [u8; 32] = hex::decode(&t.audit_public)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::BadTranscript("the audit key is malformed".into()))?;
+    if let Some(fp) = expected_fingerprint {
+        if crate::audit::key_fingerprint(&public) != fp {
+            return Err(Error::BadTranscript(format!(
+                "signed by audit key {}, not the expected {fp}",
+                crate::audit::key_fingerprint(&public)
+            )));
+        }
+    }
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public)
+        .map_err(|_| Error::BadTranscript("the audit key is invalid".into()))?;
+    let sig: [u8; 64] = hex::decode(&t.signature)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::BadTranscript("the signature is malformed".into()))?;
+    key.verify_strict(
+        &head_message(&t),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .map_err(|_| Error::BadTranscript("the signature does not verify".into()))?;
+    Ok(t)
+}
+
+/// The state of the escrow for the drill screen and `ceremony list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EscrowStatus {
+    pub ceremony: String,
+    pub threshold: u8,
+    pub total: u8,
+    pub created: String,
+    pub shares: Vec<ShareStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShareStatus {
+    pub index: u8,
+    pub custodian: String,
+    pub fingerprint: String,
+    pub last_drill: Option<String>,
+    /// "verified" (drilled within the policy), "stale" or "never".
+    pub status: String,
+}
+
+fn recovery_of(conn: &rusqlite::Connection) -> Result<Option<RecoveryRecord>> {
+    store::get_meta(conn, "recovery")?
+        .map(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|_| Error::Tampered("the vault's escrow record is unreadable".into()))
+        })
+        .transpose()
+}
+
+impl Vault {
+    /// Run the escrow ceremony (or a rekey, when an escrow exists: the old wrapping is destroyed and
+    /// the old shares are dead). The acting custodian is the administrator (an officer); the witness
+    /// and every share holder touch their own keys at their steps.
+    pub fn escrow(&mut self, plan: &EscrowPlan, room: &mut dyn Room) -> Result<EscrowOutcome> {
+        let result = self.escrow_inner(plan, room);
+        if let Err(e) = &result {
+            self.record_refusal("ceremony.escrow", (None, None), e);
+        }
+        result
+    }
+
+    fn escrow_inner(&mut self, plan: &EscrowPlan, room: &mut dyn Room) -> Result<EscrowOutcome> {
+        let custodians = load_custodians(&self.conn, &self.ctx)?;
+        let find = |name: &str| -> Result<&CustodianRow> {
+            custodians
+                .iter()
+                .find(|c| c.record.name == name)
+                .ok_or_else(|| Error::NoSuchCustodian(name.into()))
+        };
+        let admin_name = self.acting.clone().ok_or(Error::IdentityRequired)?;
+        let admin = find(&admin_name)?;
+        if !admin.record.roles.contains(&Role::Officer) {
+            return Err(Error::RoleNotAllowed {
+                who: admin_name.clone(),
+                operation: "administer a ceremony".into(),
+                needed: "officer".into(),
+                has: crate::policy::roles_string(&admin.record.roles),
+            });
+        }
+        let witness = find(&plan.witness)?;
+        let total = plan.holders.len();
+        if total > sharing::MAX_SHARES as usize
+            || plan.threshold < 2
+            || plan.threshold as usize > total
+        {
+            return Err(Error::BadShare(format!(
+                "{}-of-{total} is not allowed: use 2 ≤ M ≤ N ≤ {}",
+                plan.threshold,
+                sharing::MAX_SHARES
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (h, _) in &plan.holders {
+            let c = find(h)?;
+            if !seen.insert(h.as_str()) {
+                return Err(Error::SeparationOfDuties(format!(
+                    "{h} is named twice as a share holder"
+                )));
+            }
+            if !c.record.roles.contains(&Role::Custodian) {
+                return Err(Error::RoleNotAllowed {
+                    who: h.clone(),
+                    operation: "hold a share".into(),
+                    needed: "custodian".into(),
+                    has: crate::policy::roles_string(&c.record.roles),
+                });
+            }
+        }
+        if plan.witness == admin_name || seen.contains(plan.witness.as_str()) {
+            return Err(Error::SeparationOfDuties(
+                "the witness must be neither the administrator nor a share holder".into(),
+            ));
+        }
+        let previous = recovery_of(&self.conn)?;
+        let kind = if previous.is_some() {
+            "rekey"
+        } else {
+            "escrow"
+        };
+        let ceremony_bytes: [u8; 8] = random_bytes()?;
+        let ceremony = hex::encode(ceremony_bytes);
+        let mut rec = Recorder { steps: Vec::new() };
+        let admin_row = CustodianRow {
+            id: admin.id,
+            record: admin.record.clone(),
+        };
+        let witness_row = CustodianRow {
+            id: witness.id,
+            record: witness.record.clone(),
+        };
+        let holders: Vec<CustodianRow> = plan
+            .holders
+            .iter()
+            .map(|(h, _)| {
+                find(h).map(|c| CustodianRow {
+                    id: c.id,
+                    record: c.record.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+
+        // 1. The administrator opens the ceremony.
+        let script = format!(
+            "{kind} {}-of-{total}: administrator {admin_name}, witness {}, holders {}",
+            plan.threshold,
+            plan.witness,
+            plan.holders
+                .iter()
+                .map(|(h, m)| format!(
+                    "{h} ({})",
+                    serde_json::to_value(m)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        room.step(&format!(
+            "1. {admin_name} opens the ceremony: {script}. Touch your key."
+        ));
+        let e = self.ceremony_touch(&admin_row, &ceremony, 1, room)?;
+        rec.add(&admin_name, "administrator", "open", script, Some(e))?;
+        // 2. The witness confirms they are present.
+        room.step(&format!(
+            "2. Witness {} confirms the room and the script. Touch your key.",
+            plan.witness
+        ));
+        let e = self.ceremony_touch(&witness_row, &ceremony, 2, room)?;
+        rec.add(
+            &plan.witness,
+            "witness",
+            "witness-present",
+            "the witness is present".into(),
+            Some(e),
+        )?;
+        // 3. Split, and check every share before anyone gets one.
+        let recovery = SecretKey::generate()?;
+        let (set, shares) = sharing::split(&recovery, plan.threshold, total as u8, ceremony_bytes)?;
+        rec.add(
+            &admin_name,
+            "administrator",
+            "split",
+            format!(
+                "recovery key split {}-of-{total}; every share checked to lie on one polynomial (any {} rebuild it); share fingerprints {}",
+                plan.threshold,
+                plan.threshold,
+                shares.iter().map(|s| format!("#{} {}", s.index, s.fingerprint())).collect::<Vec<_>>().join(", ")
+            ),
+            None,
+        )?;
+        // 4. Each holder touches their key, then receives their share.
+        let mut out = Vec::with_capacity(total);
+        for ((row, (name, medium)), share) in holders.iter().zip(&plan.holders).zip(shares) {
+            let n = rec.steps.len() as u32 + 1;
+            room.step(&format!(
+                "{n}. {name} receives share #{} by {medium:?}. Touch your key.",
+                share.index
+            ));
+            let e = self.ceremony_touch(row, &ceremony, n, room)?;
+            rec.add(
+                name,
+                "share holder",
+                "hand-out",
+                format!(
+                    "share #{} (fingerprint {}) by {}",
+                    share.index,
+                    share.fingerprint(),
+                    serde_json::to_value(medium)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ),
+                Some(e),
+            )?;
+            out.push(HandOut {
+                custodian: name.clone(),
+                medium: *medium,
+                share,
+            });
+        }
+        // 5. The witness closes.
+        let n = rec.steps.len() as u32 + 1;
+        room.step(&format!(
+            "{n}. Witness {} closes the ceremony. Touch your key.",
+            plan.witness
+        ));
+        let e = self.ceremony_touch(&witness_row, &ceremony, n, room)?;
+        rec.add(
+            &plan.witness,
+            "witness",
+            "close",
+            match &previous {
+                Some(p) => format!(
+                    "the recovery wrapping of ceremony {} is destroyed: its shares are dead",
+                    p.set.ceremony
+                ),
+                None => "escrow installed".into(),
+            },
+            Some(e),
+        )?;
+
+        let head = rec.steps.last().map(|s| s.hash.clone()).unwrap_or_default();
+        let mut transcript = Transcript {
+            format: TRANSCRIPT_FORMAT.into(),
+            ceremony: ceremony.clone(),
+            kind: kind.into(),
+            vault_id: hex::encode(self.ctx.vault_id),
+            audit_public: hex::encode(self.ctx.audit_public()),
+            steps: rec.steps,
+            head,
+            signature: String::new(),
+        };
+        transcript.signature = hex::encode(self.ctx.sign(&head_message(&transcript)).to_bytes());
+        let record = RecoveryRecord {
+            set,
+            holders: plan.holders.iter().map(|(h, _)| h.clone()).collect(),
+            wrapped_root: hex::encode(self.ctx.wrap_root_for_recovery(&recovery)?),
+            created: now(),
+            drills: BTreeMap::new(),
+        };
+        let record_json =
+            serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        let transcript_json =
+            serde_json::to_string(&transcript).map_err(|e| Error::Internal(e.to_string()))?;
+        let (conn, ctx) = (&mut self.conn, &self.ctx);
+        let tx = begin(conn, ctx)?;
+        store::set_meta(&tx, "recovery", &record_json)?;
+        tx.execute(
+            "INSERT INTO ceremonies (id, transcript) VALUES (?1, ?2)",
+            rusqlite::params![&ceremony_bytes[..], transcript_json],
+        )?;
+        ctx.append(
+            &tx,
+            ctx.draft(
+                if kind == "rekey" {
+                    "ceremony.rekey"
+                } else {
+                    "ceremony.escrow"
+                },
+                None,
+                None,
+                format!(
+                    "ceremony {ceremony}: {}-of-{total}; transcript head {}",
+                    plan.threshold, transcript.head
+                ),
+            ),
+        )?;
+        tx.commit()?;
+        store::checkpoint_wal(&self.conn)?;
+        Ok(EscrowOutcome {
+            ceremony,
+            shares: out,
+            transcript,
+        })
+    }
+
+    fn ceremony_touch(
+        &mut self,
+        who: &CustodianRow,
+        ceremony: &str,
+        step: u32,
+        room: &mut dyn Room,
+    ) -> Result<Evidence> {
+        let mut key = room.key_of(&who.record.name)?;
+        let purpose = format!("ceremony {ceremony} step {step}");
+        self.presence(who, purpose.as_bytes(), Some(key.as_mut()))
+    }
+
+    /// The escrow's shares and their drill state; `None` when no escrow exists.
+    pub fn escrow_status(&self) -> Result<Option<EscrowStatus>> {
+        let Some(r) = recovery_of(&self.conn)? else {
+            return Ok(None);
+        };
+        let t = now();
+        Ok(Some(EscrowStatus {
+            ceremony: r.set.ceremony.clone(),
+            threshold: r.set.threshold,
+            total: r.set.total,
+            created: rfc3339(r.created),
+            shares: (1..=r.set.total)
+                .map(|i| {
+                    let last = r.drills.get(&i).copied();
+                    ShareStatus {
+                        index: i,
+                        custodian: r.holders.get(i as usize - 1).cloned().unwrap_or_default(),
+                        fingerprint: r
+                            .set
+                            .commitments
+                            .get(i as usize - 1)
+                            .map(|c| c[..16].to_string())
+                            .unwrap_or_default(),
+                        last_drill: last.map(rfc3339),
+                        status: match last {
+                            None => "never".into(),
+                            Some(d) if t - d <= DRILL_EVERY_SECS as i64 => "verified".into(),
+                            Some(_) => "stale".into(),
+                        },
+                    }
+                })
+                .collect(),
+        }))
+    }
+
+    /// Drill: check one share alone against the commitments (nothing is rebuilt or unlocked) and
+    /// record the date.
+    pub fn drill(&mut self, share: &Share) -> Result<ShareStatus> {
+        let result = (|| {
+            let mut r = recovery_of(&self.conn)?
+                .ok_or_else(|| Error::BadShare("this vault has no escrow yet".into()))?;
+            sharing::check_share(&r.set, share)?;
+            r.drills.insert(share.index, now());
+            let json = serde_json::to_vec(&r).map_err(|e| Error::Internal(e.to_string()))?;
+            let (conn, ctx) = (&mut self.conn, &self.ctx);
+            let tx = begin(conn, ctx)?;
+            store::set_meta(&tx, "recovery", &json)?;
+            ctx.append(
+                &tx,
+                ctx.draft(
+                    "ceremony.drill",
+                    None,
+                    None,
+                    format!(
+                        "ceremony {}: share #{} ({}) verified against its commitment",
+                        r.set.ceremony,
+                        share.index,
+                        share.fingerprint()
+                    ),
+                ),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            self.record_refusal("ceremony.drill", (None, None), e);
+        }
+        result?;
+        self.escrow_status()?
+            .and_then(|s| s.shares.into_iter().find(|x| x.index == share.index))
+            .ok_or_else(|| Error::Internal("drilled share vanished".into()))
+    }
+
+    /// The transcript of a ceremony (by id), as stored.
+    pub fn transcript(&self, ceremony: &str) -> Result<Transcript> {
+        let id = hex::decode(ceremony)
+            .ok()
+            .filter(|b| b.len() == 8)
+            .ok_or_else(|| Error::BadTranscript(format!("no ceremony {ceremony:?}")))?;
+        let text: String = self
+            .conn
+            .query_row(
+                "SELECT transcript FROM ceremonies WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|_| Error::BadTranscript(format!("no ceremony {ceremony:?}")))?;
+        serde_json::from_str(&text)
+            .map_err(|_| Error::Tampered("a stored transcript is unreadable".into()))
+    }
+
+    /// Recover a vault whose passphrase (or PIV key) is lost: M shares rebuild the recovery key,
+    /// which opens the root key; the root is re-wrapped under `new_pass` (a PIV binding is removed:
+    /// recovery also serves a lost YubiKey). Each share is checked on entry and a bad one named.
+    pub fn recover(
+        path: &Path,
+        shares: &[Share],
+        new_pass: &Passphrase,
+        actor: &str,
+    ) -> Result<Vault> {
+        if new_pass.is_empty() {
+            return Err(Error::EmptyPassphrase);
+        }
+        let conn = store::open(path)?;
+        let vault_id = crate::vault::vault_id_of(&conn)?;
+        let r = recovery_of(&conn)?.ok_or_else(|| {
+            Error::BadShare("this vault has no escrow: it cannot be recovered from shares".into())
+        })?;
+        let recovery = sharing::combine(&r.set, shares)?;
+        let wrapped = hex::decode(&r.wrapped_root)
+            .map_err(|_| Error::Tampered("the escrow's wrapped root key is malformed".into()))?;
+        let root = crate::vault::unwrap_root_with_recovery(&vault_id, &recovery, &wrapped)?;
+        let used: Vec<String> = shares
+            .iter()
+            .map(|s| format!("#{} {}", s.index, s.fingerprint()))
+            .collect();
+        let mut v = open_session(
+            path,
+            conn,
+            vault_id,
+            root,
+            None,
+            actor,
+            format!(
+                "by recovery: ceremony {} shares {}",
+                r.set.ceremony,
+                used.join(", ")
+            ),
+        )?;
+        let params = crate::vault::kdf_of(&v.conn)?.with_fresh_salt()?;
+        let pkey = kdf::derive(new_pass, &params)?;
+        let wrapped_root = v.ctx.wrap_root_with(&pkey)?;
+        let had_piv = store::get_meta(&v.conn, "piv_factor")?.is_some();
+        let kdf_json = serde_json::to_vec(&params).map_err(|e| Error::Internal(e.to_string()))?;
+        let (conn, ctx) = (&mut v.conn, &v.ctx);
+        let tx = begin(conn, ctx)?;
+        store::set_meta(&tx, "kdf", &kdf_json)?;
+        store::set_meta(&tx, "root_wrapped", &wrapped_root)?;
+        tx.execute("DELETE FROM meta WHERE name = 'piv_factor'", [])?;
+        tx.execute("DELETE FROM backoff WHERE scope = 'unlock'", [])?;
+        ctx.append(
+            &tx,
+            Draft {
+                outcome: Outcome::Ok,
+                ..ctx.draft(
+                    "ceremony.recover",
+                    None,
+                    None,
+                    format!(
+                        "ceremony {}: {} shares ({}) rebuilt the recovery key; new passphrase set{}",
+                        r.set.ceremony,
+                        shares.len(),
+                        used.join(", "),
+                        if had_piv { "; the YubiKey binding was removed (bind a key again with vault require-piv)" } else { "" }
+                    ),
+                )
+            },
+        )?;
+        tx.commit()?;
+        store::checkpoint_wal(&v.conn)?;
+        Ok(v)
+    }
+}
