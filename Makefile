@@ -2,7 +2,9 @@
 #   make setup   install system packages, tauri-driver and npm dependencies (idempotent, fast when done)
 #   make build   UI bundle + every workspace crate (custos-app window, custos CLI)
 #   make run     set up, build, open the window on the vault in your data dir
-#   make test    set up, build, lint, all tests (Rust incl. the CLI suite, UI unit + type check, window E2E)
+#   make test    set up, build, lint, all tests (Rust incl. the CLI suite, the virtual PIV card behind
+#                a private pcscd, UI unit + type check, window E2E)
+#   make test-piv   only the virtual PIV card suite (starts and stops its own pcscd + vpcd)
 #   make e2e     build, then drive the real window over WebDriver
 #   make screenshots   the same, refreshing docs/screenshots/ for the README
 #   make bench   Argon2id (Rust crate vs libsodium) and 1 GiB encrypt/decrypt (custos vs age)
@@ -22,10 +24,14 @@ TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 APP_BIN := $(TARGET_DIR)/debug/custos-app
 CLI_BIN := $(TARGET_DIR)/debug/custos
 
-.PHONY: setup ui build run test e2e e2e-run screenshots bench fmt lint check-ui check-e2e
+.PHONY: setup setup-test ui build run test test-piv e2e e2e-run screenshots bench fmt lint check-ui check-e2e
 
 setup:
 	bash scripts/setup-debian.sh
+
+# What only the tests need on top (vsmartcard-vpcd: a test fixture, never for a custodian's laptop).
+setup-test:
+	bash scripts/setup-debian.sh --test
 
 # The UI is helper-made; refuse loudly (never skip) while it is missing.
 check-ui:
@@ -51,11 +57,23 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-test: setup build lint
+test: setup-test build lint
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory test-piv
 	$(NPM) --prefix ui test
 	$(NPM) --prefix ui run check
 	$(MAKE) --no-print-directory e2e-run
+
+# The software PIV card (crates/piv-card-twin) behind a real pcscd with the vpcd reader driver: the
+# unmodified yubikey crate's PC/SC path, one test at a time (one virtual reader). pcscd is started
+# and stopped by PID (scripts/pcscd-vpcd.sh); an already-running pcscd is left alone.
+PIV_ENV := $(TARGET_DIR)/pcscd-vpcd/env
+test-piv:
+	bash scripts/pcscd-vpcd.sh start
+	set +e; source $(PIV_ENV); \
+	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
+	  CUSTOS_VPCD=1 $(CARGO) test -p custos-hardware --test piv_vpcd -- --test-threads=1; rc=$$?; \
+	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
 
 check-e2e:
 	@test -f tests/e2e/run.sh || { echo "error: tests/e2e/run.sh is missing: the window E2E suite cannot run" >&2; exit 1; }

@@ -29,6 +29,15 @@ PACKAGES=(
   libsodium-dev age jq
 )
 
+# `--test` (make test, CI) adds what only the test suites need. vsmartcard-vpcd is the virtual reader
+# driver that lets the software PIV card (crates/piv-card-twin) sit behind the real pcscd: any local
+# process could then act as a smart card, so it is a TEST FIXTURE, never installed by `make run` and
+# never to be installed on a custodian's laptop.
+TEST_PACKAGES=(vsmartcard-vpcd)
+if [[ "${1:-}" == "--test" ]]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"

@@ -3,8 +3,9 @@
 //! **None of this has run against a real YubiKey yet** (these machines have no USB). What was shown
 //! here: with no pcscd, `open` answers [`Error::PcscNotRunning`]; with pcscd and no reader,
 //! [`Error::NoDevice`]. The APDU-level behaviour (metadata, management-key authentication,
-//! generation, ECDH) follows the crate and Yubico's documentation and was exercised elsewhere only
-//! against a software card behind vpcd (shared/notes/hardware-twins.md). Status words on a real key
+//! generation, ECDH, wrong PIN, no touch, card removed mid-operation) follows the crate and Yubico's
+//! documentation and runs in `tests/piv_vpcd.rs` against the software card of
+//! `custos-piv-card-twin` behind a real pcscd + vpcd (`make test-piv`). Status words on a real key
 //! may differ: follow docs/hardware-checklist.md and compare with a `pcscd -f -a` trace before
 //! relying on an exact error.
 //!
@@ -129,6 +130,22 @@ impl YubiKeyPiv {
         Ok(Self { yk, prompt: None })
     }
 
+    /// Opens the card in the PC/SC reader named exactly `reader` (as `pcsc_scan` or `opensc-tool -l`
+    /// list it), without connecting to any other reader: a key plugged into another reader is not
+    /// touched. [`Error::NoDevice`] when there is no such reader or no card in it.
+    pub fn open_reader(reader: &str) -> Result<Self> {
+        let mut ctx = yubikey::Context::open().map_err(map_error)?;
+        let found = ctx
+            .iter()
+            .map_err(map_error)?
+            .find(|r| r.name() == reader);
+        let Some(r) = found else {
+            return Err(Error::NoDevice("YubiKey"));
+        };
+        let yk = r.open().map_err(map_error)?;
+        Ok(Self { yk, prompt: None })
+    }
+
     /// Where "touch your YubiKey" is shown before an operation that waits for a touch.
     pub fn set_prompt(&mut self, prompt: Arc<dyn Prompt>) {
         self.prompt = Some(prompt);
@@ -155,9 +172,41 @@ impl YubiKeyPiv {
 
     fn verify_pin(&mut self, pin: &Pin) -> Result<()> {
         check_pin_format(pin.expose())?;
-        self.yk
-            .verify_pin(pin.expose().as_bytes())
-            .map_err(map_error)
+        match self.yk.verify_pin(pin.expose().as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// The error for a failed exchange. A card pulled out in the middle of a command does not always
+    /// surface as a PC/SC "removed" error: pcscd may answer the pending exchange with an empty
+    /// response (which the crate reports as a generic error; seen with vpcd) or "not transacted".
+    /// After such an ambiguous failure the card is asked something harmless (the PIN's metadata,
+    /// which spends nothing); if that fails too, the card is gone: [`Error::NoDevice`].
+    fn failed(&mut self, e: yubikey::Error) -> Error {
+        use pcsc::Error as P;
+        let ambiguous = matches!(
+            e,
+            yubikey::Error::GenericError
+                | yubikey::Error::PcscError {
+                    inner: Some(P::NotTransacted | P::CommError | P::UnknownError)
+                }
+        );
+        if ambiguous && self.card_gone() {
+            Error::NoDevice("YubiKey")
+        } else {
+            map_error(e)
+        }
+    }
+
+    /// Whether the card stopped answering (removed): GET METADATA on the PIN slot fails at the PC/SC
+    /// level or gets no status word. Firmware without GET METADATA answers "not supported", which
+    /// counts as present.
+    fn card_gone(&mut self) -> bool {
+        matches!(
+            piv::metadata(&mut self.yk, SlotId::Management(ManagementSlotId::Pin)),
+            Err(yubikey::Error::PcscError { .. } | yubikey::Error::GenericError)
+        )
     }
 
     /// Management-key authentication: `CUSTOS_PIV_MGMT_KEY` if set, else the PIN-protected key
@@ -175,29 +224,42 @@ impl YubiKeyPiv {
                     ))
                 })?
             }
-            Err(_) => MgmKey::get_protected(&mut self.yk).map_err(|_| {
-                Error::Device(format!(
-                    "this YubiKey has no PIN-protected management key: run `{CHANGE_MANAGEMENT_KEY}`, \
-                     or give the management key in {MGMT_KEY_ENV} (48 hex digits); nothing was done"
-                ))
-            })?,
+            Err(_) => match MgmKey::get_protected(&mut self.yk) {
+                Ok(k) => k,
+                Err(e) => {
+                    if let Error::NoDevice(d) = self.failed(e) {
+                        return Err(Error::NoDevice(d));
+                    }
+                    return Err(Error::Device(format!(
+                        "this YubiKey has no PIN-protected management key: run \
+                         `{CHANGE_MANAGEMENT_KEY}`, or give the management key in {MGMT_KEY_ENV} \
+                         (48 hex digits); nothing was done"
+                    )));
+                }
+            },
         };
-        self.yk.authenticate(mgm).map_err(|e| match e {
-            yubikey::Error::AuthenticationError => Error::Device(format!(
-                "the YubiKey refused the management key. If it is an AES key (the default from \
-                 firmware 5.7), replace it with `{CHANGE_MANAGEMENT_KEY}`; nothing was done"
-            )),
-            other => map_error(other),
-        })
+        match self.yk.authenticate(mgm) {
+            Ok(()) => Ok(()),
+            Err(yubikey::Error::AuthenticationError) if !self.card_gone() => {
+                Err(Error::Device(format!(
+                    "the YubiKey refused the management key. If it is an AES key (the default \
+                     from firmware 5.7), replace it with `{CHANGE_MANAGEMENT_KEY}`; nothing was \
+                     done"
+                )))
+            }
+            Err(yubikey::Error::AuthenticationError) => Err(Error::NoDevice("YubiKey")),
+            Err(other) => Err(self.failed(other)),
+        }
     }
 
     fn slot_metadata(&mut self, slot: SlotId) -> Result<Option<piv::SlotMetadata>> {
         self.require_metadata()?;
         match piv::metadata(&mut self.yk, slot) {
             Ok(m) => Ok(Some(m)),
-            // An empty slot answers "not found" (6A88), which the crate reports as GenericError.
-            Err(yubikey::Error::GenericError) => Ok(None),
-            Err(e) => Err(map_error(e)),
+            // An empty slot answers "not found" (6A88), which the crate reports as GenericError —
+            // as it reports a card pulled out mid-exchange: tell the two apart.
+            Err(yubikey::Error::GenericError) if !self.card_gone() => Ok(None),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -243,7 +305,10 @@ impl PivCard for YubiKeyPiv {
             (ManagementSlotId::Pin, &mut defaults.pin),
             (ManagementSlotId::Puk, &mut defaults.puk),
         ] {
-            let m = piv::metadata(&mut self.yk, SlotId::Management(slot)).map_err(map_error)?;
+            let m = match piv::metadata(&mut self.yk, SlotId::Management(slot)) {
+                Ok(m) => m,
+                Err(e) => return Err(self.failed(e)),
+            };
             *flag = m.default == Some(true);
         }
         let aes_management_key = match piv::metadata(
@@ -256,7 +321,7 @@ impl PivCard for YubiKeyPiv {
             }
             // The 0.8 parser knows only the 3DES management-key algorithm (03).
             Err(yubikey::Error::AlgorithmError) => true,
-            Err(e) => return Err(map_error(e)),
+            Err(e) => return Err(self.failed(e)),
         };
         if defaults != Defaults::default() {
             return Err(Error::DefaultCredentials(default_credentials_message(
@@ -285,14 +350,16 @@ impl PivCard for YubiKeyPiv {
         }
         self.verify_pin(pin)?;
         self.authenticate()?;
-        let spki = piv::generate(
+        let spki = match piv::generate(
             &mut self.yk,
             slot_id,
             AlgorithmId::EccP256,
             PinPolicy::Once,
             TouchPolicy::Always,
-        )
-        .map_err(map_error)?;
+        ) {
+            Ok(spki) => spki,
+            Err(e) => return Err(self.failed(e)),
+        };
         point_of(spki.subject_public_key.raw_bytes())
     }
 
@@ -336,10 +403,11 @@ impl PivCard for YubiKeyPiv {
             // `decrypt_data` with a P-256 key is ECDH (GENERAL AUTHENTICATE, tag 85).
             piv::decrypt_data(yk, peer.as_slice(), AlgorithmId::EccP256, slot_id)
         });
-        let shared = result.map_err(|e| match e {
-            yubikey::Error::AuthenticationError => Error::NoTouch,
-            other => map_error(other),
-        })?;
+        let shared = match result {
+            Ok(s) => s,
+            Err(yubikey::Error::AuthenticationError) => return Err(Error::NoTouch),
+            Err(other) => return Err(self.failed(other)),
+        };
         if shared.len() != 32 {
             return Err(Error::Device(format!(
                 "the YubiKey returned {} bytes for a P-256 ECDH, expected 32",
