@@ -105,12 +105,7 @@ fn html_escape(s: &str) -> String {
 
 /// A printable share card: QR, words, ceremony, custodian, index, M-of-N, date, custody log, bag serial.
 fn share_card(h: &HandOut, ceremony: &str, date: &str) -> CliResult<String> {
-    let qr =
-        qrcode::QrCode::with_error_correction_level(h.qr_text().as_bytes(), qrcode::EcLevel::M)
-            .map_err(|e| Failure::Usage(format!("QR code: {e}")))?
-            .render::<qrcode::render::svg::Color>()
-            .min_dimensions(200, 200)
-            .build();
+    let qr = escrow::qr_svg(&h.qr_text())?;
     let words: String = h
         .words()
         .iter()

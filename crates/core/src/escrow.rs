@@ -83,6 +83,80 @@ impl HandOut {
     pub fn qr_text(&self) -> String {
         self.share.qr_text()
     }
+
+    /// The custodian typed the words back: they must be exactly this share. A mistyped word is named
+    /// by its position (the words' checksum); a valid share that is not this one is refused as such.
+    pub fn confirm(&self, typed: &str) -> Result<()> {
+        let back = Share::from_words(typed)?;
+        if back != self.share {
+            return Err(Error::BadShare(format!(
+                "these words are a valid share, but not share #{} of ceremony {}: copy them again \
+                 from the screen",
+                self.share.index,
+                hex::encode(self.share.ceremony)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A QR code of `text` (a share's base32 text) as an SVG document, error correction M.
+pub fn qr_svg(text: &str) -> Result<String> {
+    Ok(
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+            .map_err(|e| Error::Internal(format!("QR code: {e}")))?
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .build(),
+    )
+}
+
+/// What the hand-out of one share came to, for the audit log.
+#[derive(Debug, Clone)]
+pub struct HandOutRecord {
+    pub custodian: String,
+    pub index: u8,
+    pub medium: Medium,
+    /// The custodian typed the words back correctly.
+    pub confirmed: bool,
+}
+
+/// A past ceremony, for the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeremonySummary {
+    pub ceremony: String,
+    pub kind: String,
+    /// When its first step happened.
+    pub time: String,
+    pub steps: usize,
+    pub head: String,
+}
+
+/// A share checked on entry at recovery, while the vault is locked.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryShareCheck {
+    pub index: u8,
+    pub fingerprint: String,
+    pub threshold: u8,
+    pub total: u8,
+    pub ceremony: String,
+}
+
+/// Check one share against the vault's escrow without unlocking anything (the escrow record is kept
+/// in the clear for this): the ceremony, the M-of-N and the share's commitment.
+pub fn check_recovery_share(path: &Path, share: &Share) -> Result<RecoveryShareCheck> {
+    let conn = store::open(path)?;
+    let r = recovery_of(&conn)?.ok_or_else(|| {
+        Error::BadShare("this vault has no escrow: it cannot be recovered from shares".into())
+    })?;
+    sharing::check_share(&r.set, share)?;
+    Ok(RecoveryShareCheck {
+        index: share.index,
+        fingerprint: share.fingerprint(),
+        threshold: r.set.threshold,
+        total: r.set.total,
+        ceremony: r.set.ceremony,
+    })
 }
 
 #[derive(Debug)]
@@ -603,6 +677,57 @@ impl Vault {
         self.escrow_status()?
             .and_then(|s| s.shares.into_iter().find(|x| x.index == share.index))
             .ok_or_else(|| Error::Internal("drilled share vanished".into()))
+    }
+
+    /// Every ceremony held in the vault, oldest first.
+    pub fn ceremonies(&self) -> Result<Vec<CeremonySummary>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT transcript FROM ceremonies ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for text in rows {
+            let t: Transcript = serde_json::from_str(&text?)
+                .map_err(|_| Error::Tampered("a stored transcript is unreadable".into()))?;
+            out.push(CeremonySummary {
+                time: t.steps.first().map(|s| s.time.clone()).unwrap_or_default(),
+                steps: t.steps.len(),
+                ceremony: t.ceremony,
+                kind: t.kind,
+                head: t.head,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record how the hand-out of a ceremony's shares ended: who typed their words back, which went
+    /// on a card, and which were left unconfirmed.
+    pub fn record_handout(&mut self, ceremony: &str, shares: &[HandOutRecord]) -> Result<()> {
+        let detail = shares
+            .iter()
+            .map(|h| {
+                let how = match (h.medium, h.confirmed) {
+                    (_, true) => "confirmed: the words were typed back",
+                    (Medium::Card, false) => "on a printed card",
+                    (Medium::Screen, false) => "NOT confirmed: the words were never typed back",
+                };
+                format!("share #{} ({}) {how}", h.index, h.custodian)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let (conn, ctx) = (&mut self.conn, &self.ctx);
+        let tx = begin(conn, ctx)?;
+        ctx.append(
+            &tx,
+            ctx.draft(
+                "ceremony.handout",
+                None,
+                None,
+                format!("ceremony {ceremony}: hand-out finished: {detail}"),
+            ),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The transcript of a ceremony (by id), as stored.
