@@ -28,6 +28,17 @@ const COMMANDS: &[&str] = &[
     "list_requests",
     "approve_request",
     "submit_pin",
+    "escrow_status",
+    "list_ceremonies",
+    "run_escrow",
+    "reveal_share",
+    "confirm_share",
+    "finish_handout",
+    "drill_share",
+    "ceremony_transcript",
+    "export_transcript",
+    "check_recovery_share",
+    "recover_vault",
 ];
 
 fn main() {

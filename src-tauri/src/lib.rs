@@ -55,6 +55,17 @@ pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, config: Config) -> ta
             commands::approvals::list_requests,
             commands::approvals::approve_request,
             commands::device::submit_pin,
+            commands::ceremonies::escrow_status,
+            commands::ceremonies::list_ceremonies,
+            commands::ceremonies::run_escrow,
+            commands::ceremonies::reveal_share,
+            commands::ceremonies::confirm_share,
+            commands::ceremonies::finish_handout,
+            commands::ceremonies::drill_share,
+            commands::ceremonies::ceremony_transcript,
+            commands::ceremonies::export_transcript,
+            commands::ceremonies::check_recovery_share,
+            commands::ceremonies::recover_vault,
         ])
         .setup(|app| {
             session::spawn_idle_watcher(app.handle().clone())?;

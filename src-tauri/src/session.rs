@@ -19,6 +19,7 @@ use custos_core::Vault;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
+use crate::commands::ceremonies::Handout;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 
@@ -39,6 +40,9 @@ pub struct Session {
     creating: AtomicBool,
     /// Set while an operation waits for a hardware key (see [`Session::begin_device`]).
     device_busy: AtomicBool,
+    /// The shares of the ceremony that just ran, until the hand-out ends. Dropped (zeroized) with
+    /// the vault when it locks.
+    handout: Mutex<Option<Handout>>,
 }
 
 /// Held while a key operation runs; clears the busy flag when dropped (also on panic).
@@ -67,7 +71,32 @@ impl Session {
             last_activity: Mutex::new(Instant::now()),
             creating: AtomicBool::new(false),
             device_busy: AtomicBool::new(false),
+            handout: Mutex::new(None),
         }
+    }
+
+    /// Opens the hand-out of a ceremony's shares (replacing any earlier one).
+    pub fn set_handout(&self, handout: Handout) {
+        *relock(&self.handout) = Some(handout);
+    }
+
+    /// Runs `f` on the open hand-out, while the vault is unlocked; `no_handout` when none is open.
+    pub fn with_handout<T>(&self, f: impl FnOnce(&mut Handout) -> AppResult<T>) -> AppResult<T> {
+        if !self.is_unlocked() {
+            self.take_handout();
+            return Err(AppError::locked());
+        }
+        self.touch();
+        let mut guard = relock(&self.handout);
+        let h = guard
+            .as_mut()
+            .ok_or_else(crate::commands::ceremonies::no_handout)?;
+        f(h)
+    }
+
+    /// Forgets the hand-out (its shares are zeroized).
+    pub fn take_handout(&self) {
+        relock(&self.handout).take();
     }
 
     pub fn config(&self) -> &Config {
@@ -143,6 +172,7 @@ impl Session {
 
     /// Installs a freshly unlocked or created vault, locking any previous one.
     pub fn install(&self, vault: Vault) {
+        self.take_handout();
         let previous = relock(&self.vault).replace(vault);
         if let Some(old) = previous {
             old.lock();
@@ -152,6 +182,7 @@ impl Session {
 
     /// Locks the vault if it is unlocked. Returns whether there was one to lock.
     pub fn lock(&self) -> bool {
+        self.take_handout();
         let taken = relock(&self.vault).take();
         match taken {
             Some(vault) => {
@@ -177,6 +208,7 @@ impl Session {
         }
         if let Some(vault) = guard.take() {
             drop(guard);
+            self.take_handout();
             vault.lock();
             return true;
         }

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod ceremonies;
 pub mod custodians;
 pub mod device;
 pub mod keys;

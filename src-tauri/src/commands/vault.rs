@@ -38,7 +38,7 @@ pub struct SessionInfo {
     pub failed_unlocks: u32,
 }
 
-fn session_info(v: &Vault) -> Result<SessionInfo, custos_core::Error> {
+pub fn session_info(v: &Vault) -> Result<SessionInfo, custos_core::Error> {
     Ok(SessionInfo {
         info: v.info()?,
         failed_unlocks: v.failed_unlocks(),
@@ -77,18 +77,9 @@ pub fn passphrase_strength(mut passphrase: String) -> Strength {
     out
 }
 
-/// Creates the vault: checks the passphrase, then runs `Vault::init` (Argon2 calibration) on a
-/// blocking thread, emitting `calibration-progress` events. The new vault is left unlocked.
-#[tauri::command]
-pub async fn create_vault<R: Runtime>(
-    app: AppHandle<R>,
-    mut passphrase: String,
-    mut confirmation: String,
-    target_ms: Option<u32>,
-    insecure_test_kdf: bool,
-) -> AppResult<SessionInfo> {
-    let session = app.state::<Session>();
-    session.touch();
+/// A new passphrase (a new vault, or a recovered one): both entries match and it is hard enough to
+/// guess. The strings are wiped either way.
+pub fn new_passphrase(mut passphrase: String, mut confirmation: String) -> AppResult<Passphrase> {
     let matches = passphrase == confirmation;
     confirmation.zeroize();
     if !matches {
@@ -110,14 +101,28 @@ pub async fn create_vault<R: Runtime>(
             ),
         ));
     }
+    Ok(Passphrase::new(passphrase))
+}
+
+/// Creates the vault: checks the passphrase, then runs `Vault::init` (Argon2 calibration) on a
+/// blocking thread, emitting `calibration-progress` events. The new vault is left unlocked.
+#[tauri::command]
+pub async fn create_vault<R: Runtime>(
+    app: AppHandle<R>,
+    passphrase: String,
+    confirmation: String,
+    target_ms: Option<u32>,
+    insecure_test_kdf: bool,
+) -> AppResult<SessionInfo> {
+    let session = app.state::<Session>();
+    session.touch();
+    let pass = new_passphrase(passphrase, confirmation)?;
     if insecure_test_kdf && !session.config().test_kdf_allowed {
-        passphrase.zeroize();
         return Err(AppError::new(
             "test_kdf_not_allowed",
             "An insecure test vault can only be created when CUSTOS_TEST_KDF=1 is set.",
         ));
     }
-    let pass = Passphrase::new(passphrase);
     let path = session.vault_path_buf();
     if !session.begin_create() {
         return Err(AppError::new("busy", "A vault is already being created."));
