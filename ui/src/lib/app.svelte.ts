@@ -14,6 +14,11 @@ export type Screen =
   | 'rules'
   | 'approvals'
   | 'audit'
+  | 'ceremonies'
+  | 'ceremony-escrow'
+  | 'ceremony-transcript'
+  | 'ceremony-drill'
+  | 'recover'
   | 'fatal';
 
 /** A security alert shown as a banner on every screen until dismissed. */
@@ -44,6 +49,13 @@ export class AppState {
   custodians = $state<CustodianView[]>([]);
   pendingApprovals = $state(0);
   alert = $state<SecurityAlert | null>(null);
+  /** The ceremony whose transcript the transcript screen shows. */
+  selectedCeremony = $state<string | null>(null);
+  /**
+   * An escrow ceremony runs or its hand-out is open: leaving the wizard would lose the hand-out, so
+   * the navigation waits. (Only a flag: no share data lives here.)
+   */
+  inCeremony = $state(false);
 
   /** The red TEST VAULT banner shows on every screen while this is true. */
   get testVault(): boolean {
@@ -93,6 +105,8 @@ export class AppState {
     this.vault = info;
     this.notice = null;
     this.selectedKey = null;
+    this.selectedCeremony = null;
+    this.inCeremony = false;
     this.screen = 'keys';
     if (info.failed_unlocks > 0) {
       this.alert = {
@@ -130,6 +144,8 @@ export class AppState {
   async lockedBy(reason: LockedEvent['reason']): Promise<void> {
     this.vault = null;
     this.selectedKey = null;
+    this.selectedCeremony = null;
+    this.inCeremony = false;
     this.custody = null;
     this.custodians = [];
     this.pendingApprovals = 0;
@@ -165,6 +181,11 @@ export class AppState {
   openKey(name: string): void {
     this.selectedKey = name;
     this.screen = 'key-detail';
+  }
+
+  openTranscript(ceremony: string): void {
+    this.selectedCeremony = ceremony;
+    this.screen = 'ceremony-transcript';
   }
 
   go(screen: Screen): void {

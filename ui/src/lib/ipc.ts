@@ -7,21 +7,31 @@ import type {
   AuditEntry,
   AuditReport,
   CalibrationProgress,
+  CeremonyStepEvent,
+  CeremonySummary,
   CustodianView,
   CustodyStatus,
+  EscrowResult,
+  EscrowStatus,
+  HandOutView,
   KeyDetail,
   KeyOutcome,
   KeyState,
   KeySummary,
   KeyType,
   LockedEvent,
+  Medium,
   OpKind,
   Outcome,
   PinRequest,
+  RecoveryShareCheck,
   RequestView,
+  RevealedShare,
   Role,
+  ShareStatus,
   Strength,
   TouchRequest,
+  Transcript,
   VaultInfo,
 } from './types';
 
@@ -70,6 +80,7 @@ export const EVENT_CALIBRATION_PROGRESS = 'calibration-progress';
 export const EVENT_PIN_REQUEST = 'custos://pin-request';
 export const EVENT_TOUCH = 'custos://touch';
 export const EVENT_PROMPT_DONE = 'custos://prompt-done';
+export const EVENT_CEREMONY_STEP = 'custos://ceremony-step';
 
 export const ipc = {
   appStatus: () => call<AppStatus>('app_status'),
@@ -121,6 +132,26 @@ export const ipc = {
   listRequests: () => call<RequestView[]>('list_requests'),
   approveRequest: (id: string) => call<Outcome>('approve_request', { id }),
 
+  escrowStatus: () => call<EscrowStatus | null>('escrow_status'),
+  /** Oldest first. */
+  listCeremonies: () => call<CeremonySummary[]>('list_ceremonies'),
+  /** Runs the whole escrow (or rekey) script; each participant touches their key in turn. */
+  runEscrow: (threshold: number, holders: { name: string; medium: Medium }[], witness: string) =>
+    call<EscrowResult>('run_escrow', { threshold, holders, witness }),
+  /** SECRET result: keep it in the showing component only. */
+  revealShare: (index: number) => call<RevealedShare>('reveal_share', { index }),
+  confirmShare: (index: number, words: string) => call<HandOutView>('confirm_share', { index, words }),
+  finishHandout: (force: boolean) => call<void>('finish_handout', { force }),
+  drillShare: (words: string) => call<ShareStatus>('drill_share', { words }),
+  ceremonyTranscript: (id: string) => call<Transcript>('ceremony_transcript', { id }),
+  /** Writes the transcript as JSON next to the vault; returns the path. */
+  exportTranscript: (id: string) => call<string>('export_transcript', { id }),
+  /** Locked vault: checks one recovery share on entry. */
+  checkRecoveryShare: (words: string) => call<RecoveryShareCheck>('check_recovery_share', { words }),
+  /** Locked vault: rebuilds the recovery key, sets the new passphrase and leaves the vault unlocked. */
+  recoverVault: (shares: string[], passphrase: string, confirmation: string) =>
+    call<VaultInfo>('recover_vault', { shares, passphrase, confirmation }),
+
   /** The PIN dialog's answer (null cancels). The PIN goes to Rust and nowhere else. */
   submitPin: (id: number, pin: string | null) => call<void>('submit_pin', { id, pin }),
 };
@@ -139,6 +170,10 @@ export function onPinRequest(cb: (r: PinRequest) => void): Promise<UnlistenFn> {
 
 export function onTouch(cb: (t: TouchRequest) => void): Promise<UnlistenFn> {
   return listen<TouchRequest>(EVENT_TOUCH, (e) => cb(e.payload));
+}
+
+export function onCeremonyStep(cb: (s: CeremonyStepEvent) => void): Promise<UnlistenFn> {
+  return listen<CeremonyStepEvent>(EVENT_CEREMONY_STEP, (e) => cb(e.payload));
 }
 
 export function onPromptDone(cb: () => void): Promise<UnlistenFn> {

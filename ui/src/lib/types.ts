@@ -265,3 +265,109 @@ export interface TouchRequest {
   device: string;
   custodian: string | null;
 }
+
+// ---- quorum ceremonies (recovery escrow, rekey, drills, transcripts) --------------------------
+
+/** How a share reaches its holder: read off the screen, or a printed card. */
+export type Medium = 'screen' | 'card';
+export const MEDIA: readonly Medium[] = ['screen', 'card'];
+
+/** One share of the escrow as the vault knows it: its commitment's fingerprint and drill state. */
+export interface ShareStatus {
+  index: number;
+  custodian: string;
+  fingerprint: string;
+  last_drill: string | null;
+  status: 'verified' | 'stale' | 'never';
+}
+
+/** The current recovery escrow: the recovery key split `threshold` of `total`. */
+export interface EscrowStatus {
+  ceremony: string;
+  threshold: number;
+  total: number;
+  created: string;
+  shares: ShareStatus[];
+}
+
+export interface CeremonySummary {
+  ceremony: string;
+  kind: 'escrow' | 'rekey';
+  time: string;
+  steps: number;
+  head: string;
+}
+
+export interface TranscriptStep {
+  seq: number;
+  time: string;
+  actor: string;
+  role: string;
+  action: string;
+  detail: string;
+  /** The touch that initialled the step. */
+  presence: Evidence | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A ceremony's hash-chained steps, the head signed by the vault audit key. */
+export interface Transcript {
+  format: string;
+  ceremony: string;
+  kind: string;
+  vault_id: string;
+  audit_public: string;
+  steps: TranscriptStep[];
+  head: string;
+  signature: string;
+}
+
+/** A share during the hand-out, without its secret. */
+export interface HandOutView {
+  custodian: string;
+  index: number;
+  medium: Medium;
+  fingerprint: string;
+  confirmed: boolean;
+}
+
+export interface EscrowResult {
+  ceremony: string;
+  kind: 'escrow' | 'rekey';
+  threshold: number;
+  total: number;
+  date: string;
+  shares: HandOutView[];
+  transcript: Transcript;
+}
+
+/** SECRET: one share's words and QR. Kept in the showing component only, dropped on hide. */
+export interface RevealedShare {
+  custodian: string;
+  index: number;
+  medium: Medium;
+  ceremony: string;
+  threshold: number;
+  total: number;
+  date: string;
+  fingerprint: string;
+  words: string[];
+  qr_text: string;
+  /** A complete `<svg>` made by the backend from `qr_text`. */
+  qr_svg: string;
+}
+
+/** A ceremony script step starting (event `custos://ceremony-step`). */
+export interface CeremonyStepEvent {
+  text: string;
+}
+
+/** A recovery share that passed its checks (words, ceremony, commitment). */
+export interface RecoveryShareCheck {
+  index: number;
+  fingerprint: string;
+  threshold: number;
+  total: number;
+  ceremony: string;
+}
