@@ -1009,18 +1009,28 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     let mut bad = plan.clone();
     bad["threshold"] = json!(4);
     assert_eq!(h.err_kind("run_escrow", bad), "bad_share");
-    assert_eq!(person.pins().len(), before, "no PIN asked for a refused plan");
+    assert_eq!(
+        person.pins().len(),
+        before,
+        "no PIN asked for a refused plan"
+    );
 
     let result = h.ok("run_escrow", plan);
     let ceremony = result["ceremony"].as_str().expect("ceremony").to_owned();
     assert_eq!(result["kind"], "escrow");
-    assert_eq!((result["threshold"].clone(), result["total"].clone()), (json!(2), json!(3)));
+    assert_eq!(
+        (result["threshold"].clone(), result["total"].clone()),
+        (json!(2), json!(3))
+    );
     let shares = result["shares"].as_array().expect("shares");
     assert_eq!(shares.len(), 3);
     assert_eq!(shares[1]["custodian"], "dave");
     assert_eq!(shares[1]["medium"], "card");
     assert!(shares.iter().all(|s| s["confirmed"] == false));
-    assert!(!result.to_string().contains("words"), "no share in the result: {result}");
+    assert!(
+        !result.to_string().contains("words"),
+        "no share in the result: {result}"
+    );
     // Administrator, witness, three holders, witness: six touches, each asked of its own person.
     let asked: Vec<Value> = person.pins()[before..]
         .iter()
@@ -1028,11 +1038,21 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         .collect();
     assert_eq!(
         asked,
-        vec![json!("olivia"), json!("wendy"), json!("carol"), json!("dave"), json!("erin"), json!("wendy")]
+        vec![
+            json!("olivia"),
+            json!("wendy"),
+            json!("carol"),
+            json!("dave"),
+            json!("erin"),
+            json!("wendy")
+        ]
     );
     let steps = steps.lock().expect("steps").clone();
     assert_eq!(steps.len(), 6, "{steps:?}");
-    assert!(steps[0].starts_with("1. olivia opens the ceremony"), "{steps:?}");
+    assert!(
+        steps[0].starts_with("1. olivia opens the ceremony"),
+        "{steps:?}"
+    );
     assert!(steps[5].contains("Witness wendy closes"), "{steps:?}");
     let transcript = &result["transcript"];
     assert_eq!(transcript["steps"].as_array().expect("steps").len(), 7);
@@ -1050,36 +1070,73 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     );
     let wrong = wrong.expect_err("a wrong word is refused");
     assert_eq!(wrong["kind"], "bad_share");
-    assert!(wrong["message"].as_str().is_some_and(|m| m.contains("word 7")), "{wrong}");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("word 7")),
+        "{wrong}"
+    );
     let erin = h.ok("reveal_share", json!({"index": 3}));
     // Erin's valid words are not carol's share.
     let other = h
-        .call("confirm_share", json!({"index": 1, "words": words_of(&erin)}))
+        .call(
+            "confirm_share",
+            json!({"index": 1, "words": words_of(&erin)}),
+        )
         .expect_err("another share is refused");
-    assert!(other["message"].as_str().is_some_and(|m| m.contains("not share #1")), "{other}");
-    let ok = h.ok("confirm_share", json!({"index": 1, "words": words_of(&carol)}));
+    assert!(
+        other["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not share #1")),
+        "{other}"
+    );
+    let ok = h.ok(
+        "confirm_share",
+        json!({"index": 1, "words": words_of(&carol)}),
+    );
     assert_eq!(ok["confirmed"], true);
     assert_eq!(h.ok("reveal_share", json!({"index": 2}))["medium"], "card");
     // Erin has not typed hers back: finishing is refused, naming her, unless forced.
     let refused = h
         .call("finish_handout", json!({"force": false}))
         .expect_err("unconfirmed share");
-    assert!(refused["message"].as_str().is_some_and(|m| m.contains("#3 (erin)")), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("#3 (erin)")),
+        "{refused}"
+    );
     h.ok("finish_handout", json!({"force": true}));
-    assert_eq!(h.err_kind("reveal_share", json!({"index": 1})), "no_handout");
+    assert_eq!(
+        h.err_kind("reveal_share", json!({"index": 1})),
+        "no_handout"
+    );
     let audit = h.ok("audit_entries", json!({})).to_string();
     assert!(audit.contains("ceremony.handout"), "{audit}");
     assert!(audit.contains("share #3 (erin) NOT confirmed"), "{audit}");
-    assert!(!audit.contains(&words_of(&carol)), "no words in the audit log");
+    assert!(
+        !audit.contains(&words_of(&carol)),
+        "no words in the audit log"
+    );
 
     // Drill: one share alone, nothing unlocked; a corrupted one is named.
     let status = h.ok("escrow_status", json!({}));
     assert_eq!(status["ceremony"], ceremony.as_str());
-    assert!(status["shares"].as_array().expect("s").iter().all(|s| s["status"] == "never"));
+    assert!(status["shares"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .all(|s| s["status"] == "never"));
     let drilled = h.ok("drill_share", json!({"words": words_of(&erin)}));
-    assert_eq!((drilled["index"].clone(), drilled["status"].clone()), (json!(3), json!("verified")));
     assert_eq!(
-        h.err_kind("drill_share", json!({"words": with_wrong_word(erin["words"].as_array().expect("w"), 30)})),
+        (drilled["index"].clone(), drilled["status"].clone()),
+        (json!(3), json!("verified"))
+    );
+    assert_eq!(
+        h.err_kind(
+            "drill_share",
+            json!({"words": with_wrong_word(erin["words"].as_array().expect("w"), 30)})
+        ),
         "bad_share"
     );
     let status = h.ok("escrow_status", json!({}));
@@ -1103,33 +1160,64 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     // Recovery on the unlock screen: shares checked on entry, then M of them and a new passphrase.
     h.ok("lock", json!({}));
     let check = h.ok("check_recovery_share", json!({"words": words_of(&carol)}));
-    assert_eq!((check["index"].clone(), check["threshold"].clone(), check["total"].clone()), (json!(1), json!(2), json!(3)));
+    assert_eq!(
+        (
+            check["index"].clone(),
+            check["threshold"].clone(),
+            check["total"].clone()
+        ),
+        (json!(1), json!(2), json!(3))
+    );
     assert_eq!(check["ceremony"], ceremony.as_str());
     assert_eq!(
-        h.err_kind("check_recovery_share", json!({"words": with_wrong_word(carol["words"].as_array().expect("w"), 2)})),
+        h.err_kind(
+            "check_recovery_share",
+            json!({"words": with_wrong_word(carol["words"].as_array().expect("w"), 2)})
+        ),
         "bad_share"
     );
     const NEW: &str = "orchard lantern seventeen cobalt whistle";
     let too_few = h
-        .call("recover_vault", json!({"shares": [words_of(&carol)], "passphrase": NEW, "confirmation": NEW}))
+        .call(
+            "recover_vault",
+            json!({"shares": [words_of(&carol)], "passphrase": NEW, "confirmation": NEW}),
+        )
         .expect_err("one share of two");
-    assert!(too_few["message"].as_str().is_some_and(|m| m.contains("too few")), "{too_few}");
+    assert!(
+        too_few["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too few")),
+        "{too_few}"
+    );
     let dup = h
         .call("recover_vault", json!({"shares": [words_of(&carol), words_of(&carol)], "passphrase": NEW, "confirmation": NEW}))
         .expect_err("a duplicate");
-    assert!(dup["message"].as_str().is_some_and(|m| m.contains("twice")), "{dup}");
+    assert!(
+        dup["message"].as_str().is_some_and(|m| m.contains("twice")),
+        "{dup}"
+    );
     assert_eq!(
         h.err_kind("recover_vault", json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": "short", "confirmation": "short"})),
         "weak_passphrase"
     );
-    assert_eq!(h.err_kind("list_keys", json!({})), "vault_locked", "nothing unlocked by refusals");
+    assert_eq!(
+        h.err_kind("list_keys", json!({})),
+        "vault_locked",
+        "nothing unlocked by refusals"
+    );
     let info = h.ok(
         "recover_vault",
         json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": NEW, "confirmation": NEW}),
     );
     assert_eq!(info["insecure_test_kdf"], true);
-    assert!(h.call("list_keys", json!({})).is_ok(), "recovered and unlocked");
+    assert!(
+        h.call("list_keys", json!({})).is_ok(),
+        "recovered and unlocked"
+    );
     h.ok("lock", json!({}));
-    assert_eq!(h.err_kind("unlock", json!({"passphrase": STRONG})), "wrong_passphrase");
+    assert_eq!(
+        h.err_kind("unlock", json!({"passphrase": STRONG})),
+        "wrong_passphrase"
+    );
     h.ok("unlock", json!({"passphrase": NEW}));
 }

@@ -118,7 +118,10 @@ pub fn parse_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         0x82 => {
             let l = rest.get(..2)?;
-            (usize::from(u16::from_be_bytes([l[0], l[1]])), rest.get(2..)?)
+            (
+                usize::from(u16::from_be_bytes([l[0], l[1]])),
+                rest.get(2..)?,
+            )
         }
         _ => return None,
     };

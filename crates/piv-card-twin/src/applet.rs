@@ -543,10 +543,8 @@ impl PivApplet {
         if cmd.p1 != 0 || !(cmd.p2 == SLOT_PIN || cmd.p2 == SLOT_PUK) {
             return status(sw::INCORRECT_P1P2);
         }
-        let (Some(old), Some(new)) = (
-            data.get(..8).and_then(unpad),
-            data.get(8..).and_then(unpad),
-        ) else {
+        let (Some(old), Some(new)) = (data.get(..8).and_then(unpad), data.get(8..).and_then(unpad))
+        else {
             return status(sw::INCORRECT_DATA);
         };
         let new = Zeroizing::new(new.to_vec());
@@ -572,10 +570,8 @@ impl PivApplet {
         if cmd.p1 != 0 || cmd.p2 != SLOT_PIN {
             return status(sw::INCORRECT_P1P2);
         }
-        let (Some(puk), Some(new)) = (
-            data.get(..8).and_then(unpad),
-            data.get(8..).and_then(unpad),
-        ) else {
+        let (Some(puk), Some(new)) = (data.get(..8).and_then(unpad), data.get(8..).and_then(unpad))
+        else {
             return status(sw::INCORRECT_DATA);
         };
         let new = Zeroizing::new(new.to_vec());
@@ -823,11 +819,7 @@ impl PivApplet {
         }
         if id == OBJ_DISCOVERY {
             // 7E { 4F AID, 5F2F PIN usage policy 40 00 }.
-            let body = [
-                tlv(0x4F, &PIV_AID),
-                vec![0x5F, 0x2F, 0x02, 0x40, 0x00],
-            ]
-            .concat();
+            let body = [tlv(0x4F, &PIV_AID), vec![0x5F, 0x2F, 0x02, 0x40, 0x00]].concat();
             return (tlv(0x7E, &body), sw::OK);
         }
         match self.state.objects.get(&id) {

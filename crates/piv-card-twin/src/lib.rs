@@ -331,8 +331,9 @@ mod tests {
             if a.len() > 1 && next() % 2 == 0 {
                 // Mostly-valid headers, to get past the CLA/INS checks.
                 a[0] = [0, 0x10][(next() % 2) as usize];
-                a[1] = [0x20, 0x24, 0x2C, 0x47, 0x87, 0xCB, 0xDB, 0xF7, 0xFF, 0xC0, 0xA4]
-                    [(next() % 11) as usize];
+                a[1] = [
+                    0x20, 0x24, 0x2C, 0x47, 0x87, 0xCB, 0xDB, 0xF7, 0xFF, 0xC0, 0xA4,
+                ][(next() % 11) as usize];
             }
             let mut touch = || TouchOutcome::Touched;
             let r = h.applet.process(&a, &mut touch).expect("an answer");

@@ -135,10 +135,7 @@ impl YubiKeyPiv {
     /// touched. [`Error::NoDevice`] when there is no such reader or no card in it.
     pub fn open_reader(reader: &str) -> Result<Self> {
         let mut ctx = yubikey::Context::open().map_err(map_error)?;
-        let found = ctx
-            .iter()
-            .map_err(map_error)?
-            .find(|r| r.name() == reader);
+        let found = ctx.iter().map_err(map_error)?.find(|r| r.name() == reader);
         let Some(r) = found else {
             return Err(Error::NoDevice("YubiKey"));
         };
@@ -215,7 +212,9 @@ impl YubiKeyPiv {
         let mgm = match std::env::var(MGMT_KEY_ENV) {
             Ok(hex_key) => {
                 let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| {
-                    Error::Device(format!("{MGMT_KEY_ENV} is not hex: it must hold 48 hex digits"))
+                    Error::Device(format!(
+                        "{MGMT_KEY_ENV} is not hex: it must hold 48 hex digits"
+                    ))
                 })?);
                 // A weak 3DES key is refused by the crate.
                 MgmKey::from_bytes(bytes.as_slice()).map_err(|_| {
