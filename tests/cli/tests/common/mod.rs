@@ -2,6 +2,8 @@
 //! its own vault in a temp dir, run commands, and check the error contract on failures.
 #![allow(dead_code)]
 
+pub mod demo;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
