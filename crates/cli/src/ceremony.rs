@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use custos_core::escrow::{self, EscrowPlan, HandOut, Medium, Room, Transcript};
 use custos_core::hardware::Fido2Client;
+use custos_core::sharefile::{self, FileLock};
 use custos_core::sharing::Share;
-use custos_core::{Error, Result, Vault};
+use custos_core::{Error, Passphrase, Result, Vault};
 
 use crate::{devices, print_json, unlock, vault_path, Cli, CliResult, Failure};
 
@@ -16,14 +17,19 @@ pub enum CeremonyCmd {
     Escrow {
         #[arg(long)]
         threshold: u8,
-        /// NAME[:screen|card], once per share holder
+        /// NAME[:screen|card|file|passphrase-file], once per share holder (`file`: encrypted to the
+        /// holder's YubiKey PIV key)
         #[arg(long = "custodian", required = true)]
         custodians: Vec<String>,
         #[arg(long)]
         witness: String,
-        /// Where share cards (medium `card`) and the transcript are written
+        /// Where share cards, share files and the transcript are written
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// NAME=FILE: the passphrase of NAME's `passphrase-file` share, first line of FILE (else the
+        /// holder types it, twice)
+        #[arg(long = "share-passphrase-file")]
+        share_passphrases: Vec<String>,
     },
     /// Same as escrow when an escrow exists: a new split, the old shares are dead
     Rekey {
@@ -35,20 +41,21 @@ pub enum CeremonyCmd {
         witness: String,
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        #[arg(long = "share-passphrase-file")]
+        share_passphrases: Vec<String>,
     },
     /// Rebuild the recovery key from M shares and set a new passphrase (no passphrase needed)
     Recover {
-        /// One share as its words (repeat for each share)
-        #[arg(long = "share-words", required = true)]
-        shares: Vec<String>,
+        #[command(flatten)]
+        shares: ShareArgs,
         /// The new passphrase, first line of this file (else CUSTOS_NEW_PASSPHRASE or a prompt)
         #[arg(long)]
         new_passphrase_file: Option<PathBuf>,
     },
     /// Check one share alone against the escrow's commitments (nothing is unlocked by the share)
     Drill {
-        #[arg(long = "share-words")]
-        share: Option<String>,
+        #[command(flatten)]
+        shares: ShareArgs,
     },
     /// The escrow, its shares and their drill state
     List,
@@ -64,6 +71,22 @@ pub enum CeremonyCmd {
         #[arg(long)]
         expect_key: Option<String>,
     },
+}
+
+/// Shares given on the command line: as words, or as share files.
+#[derive(clap::Args)]
+pub struct ShareArgs {
+    /// One share as its words (repeat for each share)
+    #[arg(long = "share-words")]
+    words: Vec<String>,
+    /// A share file (repeat for each): one locked to a YubiKey asks for that YubiKey's PIV PIN and
+    /// a touch (with --demo: the custodians' demo PIV keys)
+    #[arg(long = "share-file")]
+    files: Vec<PathBuf>,
+    /// The passphrase of a passphrase-locked share file, first line of this file; one per such
+    /// file, in the order of the files (else asked for each)
+    #[arg(long = "share-passphrase-file")]
+    passphrases: Vec<PathBuf>,
 }
 
 struct CliRoom<'a> {
@@ -147,12 +170,52 @@ fn write_new(path: &Path, text: &str) -> CliResult {
         .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
+/// The passphrase of each `passphrase-file` holder, asked before the ceremony starts (so that a
+/// mistyped confirmation costs nothing).
+fn share_passphrases(plan: &EscrowPlan, given: &[String]) -> CliResult<Vec<(String, Passphrase)>> {
+    let mut files = Vec::new();
+    for g in given {
+        let (name, file) = g.split_once('=').ok_or_else(|| {
+            Failure::Usage(format!(
+                "--share-passphrase-file takes NAME=FILE, not {g:?}"
+            ))
+        })?;
+        if !plan
+            .holders
+            .iter()
+            .any(|(h, m)| h == name && *m == Medium::PassphraseFile)
+        {
+            return Err(Failure::Usage(format!(
+                "--share-passphrase-file {name}=…: {name} does not receive a passphrase-file share"
+            )));
+        }
+        files.push((name.to_string(), PathBuf::from(file)));
+    }
+    let mut out = Vec::new();
+    for (h, m) in &plan.holders {
+        if *m != Medium::PassphraseFile {
+            continue;
+        }
+        let file = files.iter().find(|(n, _)| n == h).map(|(_, f)| f.as_path());
+        let p = match file {
+            Some(f) => crate::read_secret_file(f)?,
+            None => crate::prompt_twice(&format!("{h}: choose the passphrase of your share file"))?,
+        };
+        if p.is_empty() {
+            return Err(Failure::Core(Error::EmptyPassphrase));
+        }
+        out.push((h.clone(), p));
+    }
+    Ok(out)
+}
+
 fn run_escrow(
     cli: &Cli,
     threshold: u8,
     custodians: &[String],
     witness: &str,
     out_dir: Option<&Path>,
+    given_passphrases: &[String],
 ) -> CliResult {
     let mut v = unlock(cli)?;
     let path = vault_path(cli)?;
@@ -162,9 +225,17 @@ fn run_escrow(
         holders: parse_holders(custodians)?,
         witness: witness.to_string(),
     };
-    if plan.holders.iter().any(|(_, m)| *m == Medium::Card) && out_dir.is_none() {
-        return Err(Failure::Usage("share cards need --out-dir DIR".into()));
+    if plan
+        .holders
+        .iter()
+        .any(|(_, m)| *m == Medium::Card || m.is_file())
+        && out_dir.is_none()
+    {
+        return Err(Failure::Usage(
+            "share cards and share files need --out-dir DIR".into(),
+        ));
     }
+    let passphrases = share_passphrases(&plan, given_passphrases)?;
     let active = v
         .custodians()?
         .into_iter()
@@ -208,6 +279,29 @@ fn run_escrow(
                     file.display()
                 );
             }
+            Medium::File | Medium::PassphraseFile => {
+                let dir = out_dir.ok_or_else(|| Failure::Usage("--out-dir missing".into()))?;
+                let pass = passphrases
+                    .iter()
+                    .find(|(n, _)| *n == h.custodian)
+                    .map(|(_, p)| p);
+                let bytes = h.share_file(pass)?;
+                let file = dir.join(format!(
+                    "{}-share-{}-{}.age",
+                    out.ceremony, h.share.index, h.custodian
+                ));
+                write_new(&file, &String::from_utf8_lossy(&bytes))?;
+                eprintln!(
+                    "share file for {} written to {} ({})",
+                    h.custodian,
+                    file.display(),
+                    if h.medium == Medium::File {
+                        "opens with their YubiKey"
+                    } else {
+                        "opens with their passphrase"
+                    }
+                );
+            }
         }
     }
     if let Some(dir) = out_dir {
@@ -243,18 +337,27 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             custodians,
             witness,
             out_dir,
+            share_passphrases,
         }
         | CeremonyCmd::Rekey {
             threshold,
             custodians,
             witness,
             out_dir,
-        } => run_escrow(cli, *threshold, custodians, witness, out_dir.as_deref()),
+            share_passphrases,
+        } => run_escrow(
+            cli,
+            *threshold,
+            custodians,
+            witness,
+            out_dir.as_deref(),
+            share_passphrases,
+        ),
         CeremonyCmd::Recover {
             shares,
             new_passphrase_file,
         } => {
-            let shares = read_shares(shares)?;
+            let shares = read_shares(cli, shares)?;
             let new = crate::new_passphrase(
                 "CUSTOS_NEW_PASSPHRASE",
                 new_passphrase_file.as_deref(),
@@ -265,11 +368,21 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             v.lock();
             Ok(())
         }
-        CeremonyCmd::Drill { share } => {
+        CeremonyCmd::Drill { shares } => {
+            let given = shares.words.len() + shares.files.len();
+            if given > 1 {
+                return Err(Failure::Usage(
+                    "a drill checks one share: give one --share-words or one --share-file".into(),
+                ));
+            }
+            let share = if given == 1 {
+                read_shares(cli, shares)?.pop()
+            } else {
+                None
+            };
             let mut v = unlock(cli)?;
             match share {
-                Some(words) => {
-                    let s = Share::from_words(words).map_err(Failure::Core)?;
+                Some(s) => {
                     let st = v.drill(&s)?;
                     if cli.json {
                         print_json(&st)
@@ -335,19 +448,109 @@ fn hex_to_32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Each share is read and checked on its own; a bad one is named by its position on the command line.
-fn read_shares(list: &[String]) -> CliResult<Vec<Share>> {
-    list.iter()
-        .enumerate()
-        .map(|(i, w)| {
-            Share::from_words(w).map_err(|e| {
-                Failure::Core(Error::BadShare(format!(
-                    "share {} on the command line: {}",
-                    i + 1,
-                    e.to_string().trim_start_matches("share refused: ")
-                )))
-            })
+fn read_shares(cli: &Cli, given: &ShareArgs) -> CliResult<Vec<Share>> {
+    if given.words.is_empty() && given.files.is_empty() {
+        return Err(Failure::Usage(
+            "no share given: use --share-words \"…\" or --share-file FILE, once per share".into(),
+        ));
+    }
+    let named = |what: String, e: Error| match e {
+        Error::BadShare(_) => Failure::Core(Error::BadShare(format!(
+            "{what}: {}",
+            e.to_string().trim_start_matches("share refused: ")
+        ))),
+        other => Failure::Core(other),
+    };
+    let mut shares = Vec::new();
+    for (i, w) in given.words.iter().enumerate() {
+        shares.push(
+            Share::from_words(w)
+                .map_err(|e| named(format!("share {} on the command line", i + 1), e))?,
+        );
+    }
+    let mut passphrases = given.passphrases.iter();
+    for f in &given.files {
+        let what = format!("share file {}", f.display());
+        shares.push(
+            read_share_file(cli, f, &mut passphrases).map_err(|e| match e {
+                Failure::Core(e) => named(what.clone(), e),
+                other => other,
+            })?,
+        );
+    }
+    if passphrases.next().is_some() {
+        return Err(Failure::Usage(
+            "more --share-passphrase-file than passphrase-locked share files".into(),
+        ));
+    }
+    Ok(shares)
+}
+
+/// Open one share file: with its passphrase, or with the YubiKey (demo: the demo PIV key) that
+/// holds the key it is locked to.
+fn read_share_file<'a>(
+    cli: &Cli,
+    path: &Path,
+    passphrases: &mut impl Iterator<Item = &'a PathBuf>,
+) -> CliResult<Share> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    match sharefile::lock_of(&bytes)? {
+        FileLock::Passphrase => {
+            let pass = match passphrases.next() {
+                Some(f) => crate::read_secret_file(f)?,
+                None => crate::prompt(&format!("Passphrase of share file {}: ", path.display()))?,
+            };
+            Ok(sharefile::open_with_passphrase(&bytes, &pass)?)
+        }
+        FileLock::Piv { tags } => {
+            let vault = vault_path(cli)?;
+            let mut card = if cli.demo {
+                demo_card_for(&vault, &tags)?
+            } else {
+                let serial = std::env::var("CUSTOS_YUBIKEY_SERIAL")
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                devices::piv_for(&vault, "", false, serial, false)?
+            };
+            let pin = devices::pin(&format!(
+                "YubiKey PIV {} (share file {})",
+                card.serial(),
+                path.display()
+            ))?;
+            Ok(sharefile::open_with_piv(&bytes, card.as_mut(), &pin)?)
+        }
+    }
+}
+
+/// The demo PIV key (of any custodian of this vault) that holds the key a share file is locked to.
+fn demo_card_for(
+    vault: &Path,
+    tags: &[[u8; 4]],
+) -> CliResult<Box<dyn custos_core::hardware::PivCard>> {
+    let dir = devices::demo_dir(vault);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix("-piv.json"))
+                        .map(str::to_owned)
+                })
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let mut card = devices::piv_for(vault, &name, true, None, false)?;
+        if sharefile::piv_slot_for(card.as_mut(), tags).is_ok() {
+            return Ok(card);
+        }
+    }
+    Err(Failure::Core(Error::NoDevice(
+        "DEMO PIV key holding the key this share file is locked to",
+    )))
 }
 
 fn list(cli: &Cli, v: &Vault) -> CliResult {

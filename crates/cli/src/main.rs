@@ -242,7 +242,7 @@ fn vault_path(cli: &Cli) -> CliResult<PathBuf> {
     }
 }
 
-fn read_secret_file(path: &Path) -> CliResult<Passphrase> {
+pub(crate) fn read_secret_file(path: &Path) -> CliResult<Passphrase> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::Usage(format!(
             "cannot read passphrase file {}: {e}",
@@ -254,7 +254,7 @@ fn read_secret_file(path: &Path) -> CliResult<Passphrase> {
     Ok(Passphrase::new(line))
 }
 
-fn prompt(label: &str) -> CliResult<Passphrase> {
+pub(crate) fn prompt(label: &str) -> CliResult<Passphrase> {
     rpassword::prompt_password(label)
         .map(Passphrase::new)
         .map_err(|e| {
@@ -282,6 +282,11 @@ pub(crate) fn new_passphrase(env: &str, file: Option<&Path>, label: &str) -> Cli
     if let Ok(p) = std::env::var(env) {
         return Ok(Passphrase::new(p));
     }
+    prompt_twice(label)
+}
+
+/// A new passphrase typed twice without echo.
+pub(crate) fn prompt_twice(label: &str) -> CliResult<Passphrase> {
     let a = prompt(&format!("{label}: "))?;
     let b = prompt(&format!("{label} again: "))?;
     if a.same_as(&b) {

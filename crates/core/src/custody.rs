@@ -64,6 +64,15 @@ impl CustodianRecord {
     fn active(&self) -> impl Iterator<Item = &AuthenticatorRecord> {
         self.authenticators.iter().filter(|a| a.revoked.is_none())
     }
+    /// The SEC1 public keys of this custodian's active YubiKey PIV keys.
+    pub(crate) fn piv_public_keys(&self) -> Vec<Vec<u8>> {
+        self.active()
+            .filter_map(|a| match &a.kind {
+                AuthenticatorKind::Piv { public_key, .. } => hex::decode(public_key).ok(),
+                AuthenticatorKind::Fido2 { .. } => None,
+            })
+            .collect()
+    }
     fn fido2_credentials(&self) -> Vec<Credential> {
         self.active()
             .filter_map(|a| match &a.kind {

@@ -38,6 +38,10 @@ pub enum Medium {
     Screen,
     /// A printable share card.
     Card,
+    /// An age file that only the holder's YubiKey PIV key (any of their enrolled ones) opens.
+    File,
+    /// An age file locked with a passphrase the holder chooses (opens with stock `age -d` too).
+    PassphraseFile,
 }
 
 impl Medium {
@@ -45,10 +49,16 @@ impl Medium {
         match s {
             "screen" => Ok(Medium::Screen),
             "card" => Ok(Medium::Card),
+            "file" => Ok(Medium::File),
+            "passphrase-file" => Ok(Medium::PassphraseFile),
             other => Err(Error::BadShare(format!(
-                "unknown medium {other:?}: use screen or card (encrypted share files are not built yet)"
+                "unknown medium {other:?}: use screen, card, file (encrypted to the holder's YubiKey) or passphrase-file"
             ))),
         }
+    }
+    /// Whether the share goes out as an encrypted file.
+    pub fn is_file(self) -> bool {
+        matches!(self, Medium::File | Medium::PassphraseFile)
     }
 }
 
@@ -73,9 +83,30 @@ pub struct HandOut {
     pub custodian: String,
     pub medium: Medium,
     pub share: Share,
+    /// For [`Medium::File`]: the holder's enrolled PIV public keys, the file's recipients.
+    pub piv_keys: Vec<Vec<u8>>,
 }
 
 impl HandOut {
+    /// The share as an encrypted share file (armored age): to the holder's PIV keys for
+    /// [`Medium::File`], to `passphrase` for [`Medium::PassphraseFile`].
+    pub fn share_file(&self, passphrase: Option<&Passphrase>) -> Result<Vec<u8>> {
+        let lock = match (self.medium, passphrase) {
+            (Medium::File, _) => crate::sharefile::ShareLock::Piv {
+                public_keys: &self.piv_keys,
+            },
+            (Medium::PassphraseFile, Some(p)) => crate::sharefile::ShareLock::Passphrase(p),
+            (Medium::PassphraseFile, None) => return Err(Error::EmptyPassphrase),
+            (Medium::Screen | Medium::Card, _) => {
+                return Err(Error::Internal(format!(
+                    "share #{} goes out by {:?}, not as a file",
+                    self.share.index, self.medium
+                )))
+            }
+        };
+        crate::sharefile::seal(&self.share, &self.custodian, lock)
+    }
+
     pub fn words(&self) -> Vec<&'static str> {
         self.share.to_words()
     }
@@ -405,6 +436,13 @@ impl Vault {
                 });
             }
         }
+        for (h, medium) in &plan.holders {
+            if *medium == Medium::File && find(h)?.record.piv_public_keys().is_empty() {
+                return Err(Error::BadShare(format!(
+                    "{h} has no YubiKey PIV key enrolled, and a `file` share is encrypted to it: enrol one first (custodian enroll {h} --piv) or choose another medium"
+                )));
+            }
+        }
         if plan.witness == admin_name || seen.contains(plan.witness.as_str()) {
             return Err(Error::SeparationOfDuties(
                 "the witness must be neither the administrator nor a share holder".into(),
@@ -516,6 +554,11 @@ impl Vault {
                 custodian: name.clone(),
                 medium: *medium,
                 share,
+                piv_keys: if *medium == Medium::File {
+                    row.record.piv_public_keys()
+                } else {
+                    Vec::new()
+                },
             });
         }
         // 5. The witness closes.
@@ -709,6 +752,10 @@ impl Vault {
                 let how = match (h.medium, h.confirmed) {
                     (_, true) => "confirmed: the words were typed back",
                     (Medium::Card, false) => "on a printed card",
+                    (Medium::File, false) => "in a share file for their YubiKey",
+                    (Medium::PassphraseFile, false) => {
+                        "in a share file locked with their passphrase"
+                    }
                     (Medium::Screen, false) => "NOT confirmed: the words were never typed back",
                 };
                 format!("share #{} ({}) {how}", h.index, h.custodian)

@@ -21,6 +21,7 @@ pub mod policy;
 mod presence;
 mod seal;
 mod secret;
+pub mod sharefile;
 pub mod sharing;
 mod store;
 mod vault;
@@ -37,7 +38,7 @@ pub use keys::{
     VersionInfo,
 };
 pub use pivfactor::PivFactor;
-pub use secret::{Passphrase, SecretBytes};
+pub use secret::{Passphrase, SecretBytes, SecretKey};
 pub use store::SCHEMA_VERSION;
 pub use vault::{
     actor_name, DecryptReport, InitOptions, KdfInfo, LockedInfo, Vault, VaultInfo, VerifyReport,

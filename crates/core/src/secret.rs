@@ -15,6 +15,9 @@ impl Passphrase {
     pub(crate) fn expose(&self) -> &[u8] {
         self.0.as_bytes()
     }
+    pub(crate) fn expose_str(&self) -> &str {
+        &self.0
+    }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -22,8 +22,7 @@ use custos_core::policy::{OpKind, Role};
 use custos_core::{Error, InitOptions, KeyType, Passphrase, Performed, Vault};
 use custos_hardware::{create_demo_key, open_demo, Ctap2Key, SoftCtap2Device, YubiKeyPiv};
 use custos_piv_card_twin::{
-    pin_policy, touch_policy, Inserted, PivState, Touch, VirtualPivCard, DEFAULT_HOST,
-    DEFAULT_PORT,
+    pin_policy, touch_policy, Inserted, PivState, Touch, VirtualPivCard, DEFAULT_HOST, DEFAULT_PORT,
 };
 use p256::elliptic_curve::sec1::ToSec1Point;
 use webauthn_rs_proto::{
@@ -240,7 +239,10 @@ fn a_factory_card_is_refused_without_a_pin_try_until_personalised_as_ykman_would
     assert_eq!(id.serial, Some(19_000_001));
     assert_eq!(piv.version(), "5.4.3");
     assert_eq!(id.kind, "piv");
-    assert!(!id.demo, "the virtual card is reached through the real PIV path");
+    assert!(
+        !id.demo,
+        "the virtual card is reached through the real PIV path"
+    );
     assert_eq!(id.description, "YubiKey (PIV 5.4.3, serial 19000001)");
 
     let e = piv.check_not_default().expect_err("factory credentials");
@@ -264,15 +266,30 @@ fn a_factory_card_is_refused_without_a_pin_try_until_personalised_as_ykman_would
     let mut yk = open_raw(&f.env.reader);
     yk.change_pin(b"123456", PIN.as_bytes())
         .expect("change the PIN");
-    let m = piv.check_not_default().expect_err("PUK still default").to_string();
-    assert!(!m.contains("PIN 123456") && !m.contains("change-pin"), "{m}");
+    let m = piv
+        .check_not_default()
+        .expect_err("PUK still default")
+        .to_string();
+    assert!(
+        !m.contains("PIN 123456") && !m.contains("change-pin"),
+        "{m}"
+    );
     assert!(m.contains("1. ykman piv access change-puk"), "{m}");
-    assert!(m.contains("2. ykman piv access change-management-key"), "{m}");
+    assert!(
+        m.contains("2. ykman piv access change-management-key"),
+        "{m}"
+    );
     yk.change_puk(b"12345678", PUK.as_bytes())
         .expect("change the PUK");
-    let m = piv.check_not_default().expect_err("management key still default").to_string();
+    let m = piv
+        .check_not_default()
+        .expect_err("management key still default")
+        .to_string();
     assert!(m.contains("(the default management key)"), "{m}");
-    assert!(m.contains("1. ykman piv access change-management-key"), "{m}");
+    assert!(
+        m.contains("1. ykman piv access change-management-key"),
+        "{m}"
+    );
     yk.verify_pin(PIN.as_bytes()).expect("PIN");
     yk.authenticate(yubikey::MgmKey::default())
         .expect("the factory management key");
@@ -289,7 +306,9 @@ fn a_factory_card_is_refused_without_a_pin_try_until_personalised_as_ykman_would
     drop(piv);
     let mut piv = f.open();
     piv.check_not_default().expect("personalised");
-    let public = piv.generate_p256(0x95, &pin(PIN)).expect("generate with the stored key");
+    let public = piv
+        .generate_p256(0x95, &pin(PIN))
+        .expect("generate with the stored key");
     assert_eq!(piv.public_key(0x95).expect("public key"), public);
 }
 
@@ -357,7 +376,11 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
         eprintln!("ecdh: {:?}", started.elapsed());
         assert_eq!(shared.expose(), ecdh_expected(&public, &eph).as_slice());
     }
-    assert_eq!(f.card.touch_requests(), 2, "the card asked for a touch each time");
+    assert_eq!(
+        f.card.touch_requests(),
+        2,
+        "the card asked for a touch each time"
+    );
     assert_eq!(prompt.touches(), 2, "and Custos said so each time");
     assert_eq!(prompt.dones(), 2);
     match piv.ecdh(0x83, &eph_point(&peer(), false), &pin(PIN)) {
@@ -382,7 +405,10 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
         Err(Error::Device(m)) => assert!(m.contains("48 hex digits"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(f.card.with_state(|s| s.slot(0x84).is_none()), "nothing generated");
+    assert!(
+        f.card.with_state(|s| s.slot(0x84).is_none()),
+        "nothing generated"
+    );
     assert_eq!(f.pin_tries(), 3);
 }
 
@@ -438,6 +464,48 @@ fn a_wrong_pin_counts_down_two_one_then_blocked_with_clear_messages() {
 }
 
 #[test]
+fn a_share_file_opens_through_the_real_pcsc_path_with_pin_and_touch() {
+    use custos_core::sharefile::{self, FileLock, ShareLock};
+    let Some(f) = Fixture::new(enrolled(19_000_007)) else {
+        return;
+    };
+    let mut piv = f.open();
+    let prompt = ScriptedPrompt::with_pin(PIN);
+    piv.set_prompt(prompt.clone());
+    let public = piv.public_key(0x82).expect("the key in 82");
+    let secret = custos_core::SecretKey::generate().expect("key");
+    let (_, shares) = custos_core::sharing::split(&secret, 2, 3, [7; 8]).expect("split");
+    let share = &shares[2];
+    let file = sharefile::seal(
+        share,
+        "bob",
+        ShareLock::Piv {
+            public_keys: std::slice::from_ref(&public),
+        },
+    )
+    .expect("seal");
+    let FileLock::Piv { tags } = sharefile::lock_of(&file).expect("lock") else {
+        panic!("locked to the card");
+    };
+    // The slot is found from the card's metadata, without the PIN.
+    let before = f.verifies();
+    assert_eq!(
+        sharefile::piv_slot_for(&mut piv, &tags).expect("slot").0,
+        0x82
+    );
+    assert_eq!(f.verifies(), before);
+
+    let e = sharefile::open_with_piv(&file, &mut piv, &pin(WRONG_PIN)).expect_err("wrong PIN");
+    assert!(matches!(e, Error::WrongPin { retries: Some(2) }), "{e:?}");
+    assert_eq!(f.card.touch_requests(), 0);
+
+    let opened = sharefile::open_with_piv(&file, &mut piv, &pin(PIN)).expect("open");
+    assert_eq!(&opened, share);
+    assert_eq!(f.card.touch_requests(), 1, "one touch for the file");
+    assert_eq!(f.pin_tries(), 3, "the right PIN resets the count");
+}
+
+#[test]
 fn no_touch_is_no_touch_and_the_card_then_works() {
     let Some(f) = Fixture::new(enrolled(19_000_004)) else {
         return;
@@ -453,9 +521,17 @@ fn no_touch_is_no_touch_and_the_card_then_works() {
         .ecdh(0x82, &eph_point(&eph, false), &pin(PIN))
         .expect_err("no touch");
     assert!(matches!(e, Error::NoTouch), "{e:?}");
-    assert!(e.to_string().starts_with("no touch within the time allowed"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("no touch within the time allowed"),
+        "{e}"
+    );
     assert_eq!(f.pin_tries(), 3, "the PIN was right: no try spent");
-    assert_eq!((prompt.touches(), prompt.dones()), (1, 1), "prompt shown and closed");
+    assert_eq!(
+        (prompt.touches(), prompt.dones()),
+        (1, 1),
+        "prompt shown and closed"
+    );
 
     f.card.set_touch(Touch::Given);
     let shared = piv
@@ -573,11 +649,7 @@ fn done(p: Performed) {
     assert!(matches!(p, Performed::Done { .. }), "expected done: {p:?}");
 }
 
-fn unlock(
-    path: &Path,
-    card: Option<&mut YubiKeyPiv>,
-    pin_s: &str,
-) -> custos_core::Result<Vault> {
+fn unlock(path: &Path, card: Option<&mut YubiKeyPiv>, pin_s: &str) -> custos_core::Result<Vault> {
     let p = pin(pin_s);
     Vault::unlock_with(
         path,
@@ -599,9 +671,15 @@ fn a_vault_bound_to_the_virtual_card_opens_only_with_it() {
     {
         let (_, mut demo) = new_vault(dir.path(), "demo.db");
         let mut key = demo_fido2(dir.path(), "demo-officer");
-        done(demo.add_custodian("olivia", &[Role::Officer], None).expect("add"));
+        done(
+            demo.add_custodian("olivia", &[Role::Officer], None)
+                .expect("add"),
+        );
         demo.act_as(Some("olivia")).expect("as olivia");
-        done(demo.enroll_fido2("olivia", &mut key, None).expect("enrol demo key"));
+        done(
+            demo.enroll_fido2("olivia", &mut key, None)
+                .expect("enrol demo key"),
+        );
         let mut piv = f.open();
         let before = f.card.apdus();
         let e = demo
@@ -613,7 +691,8 @@ fn a_vault_bound_to_the_virtual_card_opens_only_with_it() {
 
     // A production vault: officer alice, her FIDO2 key, then her PIV card in slot 82.
     let (path, mut v) = new_vault(dir.path(), "vault.db");
-    v.create_key("k", KeyType::Symmetric256, None).expect("key k");
+    v.create_key("k", KeyType::Symmetric256, None)
+        .expect("key k");
     let plain = dir.path().join("share.txt");
     std::fs::write(&plain, b"the custodians' share of the secret").expect("write");
     let sealed = dir.path().join("share.txt.custos");
@@ -625,7 +704,10 @@ fn a_vault_bound_to_the_virtual_card_opens_only_with_it() {
             .expect("add alice"),
     );
     v.act_as(Some("alice")).expect("as alice");
-    done(v.enroll_fido2("alice", &mut alice, None).expect("enrol alice's FIDO2 key"));
+    done(
+        v.enroll_fido2("alice", &mut alice, None)
+            .expect("enrol alice's FIDO2 key"),
+    );
     let mut piv = f.open();
     let started = Instant::now();
     done(

@@ -161,6 +161,14 @@ pub async fn run_escrow<R: Runtime>(
     holders: Vec<Holder>,
     witness: String,
 ) -> AppResult<EscrowResult> {
+    if let Some(h) = holders.iter().find(|h| h.medium.is_file()) {
+        // Not built in the window yet: it would need a place to write the file to.
+        return Err(Error::BadShare(format!(
+            "{}: share files are written by the CLI for now (custos ceremony escrow --custodian {}:file --out-dir DIR); choose screen or card here",
+            h.name, h.name
+        ))
+        .into());
+    }
     let plan = EscrowPlan {
         threshold,
         holders: holders.into_iter().map(|h| (h.name, h.medium)).collect(),

@@ -1,0 +1,768 @@
+//! Ceremonies through the `custos` binary with demo keys: a 3-of-5 escrow (screen and card media),
+//! recovery from every 3-subset and refusal of 2, bad shares named (a wrong word by position, a
+//! duplicate, a share of another ceremony), rekey killing the old shares, drills that unlock nothing,
+//! and transcripts that fail verification after a one-byte change.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::demo::*;
+use common::*;
+use serde_json::Value;
+
+const HOLDERS: [&str; 5] = ["bob", "carol", "dave", "erin", "frank"];
+
+/// A vault with officer olivia, the five holders and witness wendy (custodians), each with a demo
+/// FIDO2 key.
+fn ceremony_team() -> Env {
+    let env = Env::new();
+    run(
+        &env,
+        &["key", "create", "payroll", "--type", "symmetric-256"],
+    )
+    .ok();
+    run(&env, &["custodian", "add", "olivia", "--role", "officer"]).ok();
+    run(
+        &env,
+        &["--demo", "custodian", "enroll", "olivia", "--fido2"],
+    )
+    .ok();
+    for name in HOLDERS.iter().chain(&["wendy"]) {
+        as_(
+            &env,
+            "olivia",
+            &["custodian", "add", name, "--role", "custodian"],
+        )
+        .ok();
+        as_(&env, name, &["custodian", "enroll", name, "--fido2"]).ok();
+    }
+    env
+}
+
+/// The words of a printed share card.
+fn card_words(html: &str) -> String {
+    let words: Vec<&str> = html
+        .split("<li><b>")
+        .skip(1)
+        .filter_map(|li| li.split_once("</b> ")?.1.split_once("</li>"))
+        .map(|(w, _)| w)
+        .collect();
+    assert_eq!(words.len(), 34, "a card holds 34 words: {words:?}");
+    words.join(" ")
+}
+
+struct Escrow {
+    ceremony: String,
+    /// Share words by holder, in the order of HOLDERS.
+    words: Vec<(String, String)>,
+    out: PathBuf,
+}
+
+/// 3-of-5 among HOLDERS (dave on a card), witness wendy, administered by olivia.
+fn escrow(env: &Env, out: &str, args: &[&str]) -> Escrow {
+    let dir = env.path(out);
+    std::fs::create_dir_all(&dir).expect("out dir");
+    let mut a = vec!["ceremony"];
+    a.extend_from_slice(args);
+    let dir_s = dir.to_string_lossy().into_owned();
+    a.extend_from_slice(&["--witness", "wendy", "--out-dir", &dir_s, "--json"]);
+    let r = as_(env, "olivia", &a).ok();
+    let v = r.json();
+    let ceremony = str_field(&v, "ceremony").to_string();
+    let mut words = Vec::new();
+    for s in as_array(field(&v, "shares")) {
+        words.push((
+            str_field(s, "custodian").to_string(),
+            str_field(s, "words").to_string(),
+        ));
+    }
+    for entry in std::fs::read_dir(&dir).expect("read out dir") {
+        let p = entry.expect("entry").path();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(rest) = name.strip_suffix(".html") {
+            let holder = rest.rsplit('-').next().unwrap_or_default().to_string();
+            let html = std::fs::read_to_string(&p).expect("card");
+            words.push((holder, card_words(&html)));
+        }
+    }
+    words.sort_by_key(|(h, _)| HOLDERS.iter().position(|x| x == h));
+    Escrow {
+        ceremony,
+        words,
+        out: dir,
+    }
+}
+
+fn escrow_3_of_5(env: &Env, out: &str) -> Escrow {
+    escrow(
+        env,
+        out,
+        &[
+            "escrow",
+            "--threshold",
+            "3",
+            "--custodian",
+            "bob",
+            "--custodian",
+            "carol:screen",
+            "--custodian",
+            "dave:card",
+            "--custodian",
+            "erin",
+            "--custodian",
+            "frank",
+        ],
+    )
+}
+
+fn recover_args<'a>(shares: &'a [&'a str], pass_file: &'a str) -> Vec<&'a str> {
+    let mut a = vec!["ceremony", "recover"];
+    for s in shares {
+        a.extend_from_slice(&["--share-words", s]);
+    }
+    a.extend_from_slice(&["--new-passphrase-file", pass_file]);
+    a
+}
+
+/// `ceremony recover` with `shares` and a new passphrase; no passphrase in the environment.
+fn recover(env: &Env, shares: &[&str], new_pass: &str) -> Run {
+    let f = env.write("new-pass.txt", format!("{new_pass}\n").as_bytes());
+    let f = f.to_string_lossy().into_owned();
+    run_full(env, "", "unused", &recover_args(shares, &f), DEADLINE)
+}
+
+fn opens_with(env: &Env, pass: &str) -> bool {
+    run_full(env, pass, PIN, &["key", "list"], DEADLINE).success()
+}
+
+fn status(env: &Env) -> Value {
+    json_of(env, &["ceremony", "list"])
+}
+
+#[test]
+fn escrow_3_of_5_every_3_shares_recover_and_2_are_refused() {
+    let env = ceremony_team();
+    let e = escrow_3_of_5(&env, "out");
+    assert_eq!(e.words.len(), 5, "four screen shares and one card");
+    assert_eq!(e.ceremony.len(), 16);
+    let card = std::fs::read_dir(&e.out)
+        .expect("out")
+        .filter_map(|d| d.ok())
+        .find(|d| d.file_name().to_string_lossy().ends_with("-dave.html"))
+        .expect("dave's share card");
+    let html = std::fs::read_to_string(card.path()).expect("card");
+    for needle in [
+        "<svg",
+        &e.ceremony,
+        "dave",
+        "3-of-5",
+        "Tamper-evident bag serial",
+        "Custody log",
+    ] {
+        assert!(html.contains(needle), "the card should show {needle:?}");
+    }
+    assert!(
+        e.out
+            .join(format!("{}-transcript.json", e.ceremony))
+            .is_file(),
+        "the transcript is written next to the cards"
+    );
+
+    let s = status(&env);
+    assert_eq!(s["threshold"], 3);
+    assert_eq!(s["total"], 5);
+    let shares = as_array(field(&s, "shares"));
+    assert_eq!(shares.len(), 5);
+    assert!(shares.iter().all(|sh| sh["status"] == "never"), "{s}");
+
+    // Every 3-subset recovers; each recovery sets a new passphrase.
+    let mut n = 0;
+    for a in 0..5 {
+        for b in a + 1..5 {
+            for c in b + 1..5 {
+                n += 1;
+                let pass = format!("recovered passphrase number {n}");
+                let picked = [&e.words[a].1[..], &e.words[b].1[..], &e.words[c].1[..]];
+                let r = recover(&env, &picked, &pass).ok();
+                assert!(r.stdout().contains("recovered"), "{}", r.stdout());
+                assert!(opens_with(&env, &pass), "subset {a},{b},{c}");
+            }
+        }
+    }
+    assert_eq!(n, 10);
+    let last = "recovered passphrase number 10";
+    assert!(!opens_with(&env, &env.pass), "the old passphrase is gone");
+
+    // Two shares are refused and change nothing.
+    let err = recover(&env, &[&e.words[0].1, &e.words[4].1], "never set").err();
+    assert!(err.contains("too few shares: 2 of the 3"), "{err}");
+    assert!(opens_with(&env, last));
+    assert!(!opens_with(&env, "never set"));
+    // The keys survived every recovery.
+    let keys = run_full(&env, last, PIN, &["key", "list", "--json"], DEADLINE)
+        .ok()
+        .json();
+    assert_eq!(as_array(&keys)[0]["name"], "payroll");
+}
+
+#[test]
+fn a_wrong_word_a_duplicate_and_a_share_of_another_ceremony_are_named() {
+    let env = ceremony_team();
+    let e = escrow_3_of_5(&env, "out");
+    let (s1, s2, s3) = (&e.words[0].1, &e.words[1].1, &e.words[2].1);
+
+    // Word 7 of the second share mistyped.
+    let mut w: Vec<&str> = s2.split_whitespace().collect();
+    let right = w[6];
+    let wrong = if right == "abandon" {
+        "ability"
+    } else {
+        "abandon"
+    };
+    w[6] = wrong;
+    let typo = w.join(" ");
+    let err = recover(&env, &[s1, &typo, s3], "new one").err();
+    assert!(err.contains("share 2"), "names the share: {err}");
+    assert!(err.contains("word 7"), "names the word: {err}");
+    assert!(
+        err.contains(right),
+        "and the word that belongs there: {err}"
+    );
+
+    // A word not in the list.
+    let mut w: Vec<&str> = s3.split_whitespace().collect();
+    w[0] = "custos";
+    let unknown = w.join(" ");
+    let err = recover(&env, &[s1, s2, &unknown], "new one").err();
+    assert!(err.contains("share 3") && err.contains("word 1"), "{err}");
+
+    // The same share twice.
+    let err = recover(&env, &[s1, s2, s1], "new one").err();
+    assert!(err.contains("given twice"), "{err}");
+    assert!(err.contains(&format!("#{}", 1)), "{err}");
+
+    // A share of another vault's ceremony.
+    let other = ceremony_team();
+    let o = escrow_3_of_5(&other, "out");
+    let err = recover(&env, &[s1, s2, &o.words[2].1], "new one").err();
+    assert!(err.contains("another ceremony"), "{err}");
+    assert!(err.contains(&o.ceremony), "names the ceremony: {err}");
+
+    // Nothing changed.
+    assert!(opens_with(&env, &env.pass));
+    assert!(!opens_with(&env, "new one"));
+    recover(&env, &[s1, s2, s3], "new one").ok();
+    assert!(opens_with(&env, "new one"));
+}
+
+#[test]
+fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
+    let env = ceremony_team();
+    let old = escrow_3_of_5(&env, "old");
+
+    // A drill checks one share alone; the vault's state stays as it was.
+    let r = json_of(
+        &env,
+        &["ceremony", "drill", "--share-words", &old.words[1].1],
+    );
+    assert_eq!(r["custodian"], "carol", "{r}");
+    let s = status(&env);
+    for sh in as_array(field(&s, "shares")) {
+        let want = if sh["custodian"] == "carol" {
+            "verified"
+        } else {
+            "never"
+        };
+        assert_eq!(sh["status"], want, "{s}");
+    }
+    let mut bad: Vec<&str> = old.words[0].1.split_whitespace().collect();
+    bad.swap(3, 4);
+    if bad[3] != bad[4] {
+        let err = run(
+            &env,
+            &["ceremony", "drill", "--share-words", &bad.join(" ")],
+        )
+        .err();
+        assert!(err.contains("do not check"), "{err}");
+    }
+
+    // Rekey 2-of-3.
+    let new = escrow(
+        &env,
+        "new",
+        &[
+            "rekey",
+            "--threshold",
+            "2",
+            "--custodian",
+            "bob",
+            "--custodian",
+            "carol",
+            "--custodian",
+            "erin",
+        ],
+    );
+    assert_ne!(new.ceremony, old.ceremony);
+    let s = status(&env);
+    assert_eq!(
+        (s["threshold"].clone(), s["total"].clone()),
+        (2.into(), 3.into())
+    );
+
+    let olds: Vec<&str> = old.words.iter().map(|(_, w)| w.as_str()).collect();
+    let err = recover(&env, &olds[..3], "from old shares").err();
+    assert!(
+        err.contains("another ceremony"),
+        "old shares are dead: {err}"
+    );
+    let err = run(&env, &["ceremony", "drill", "--share-words", olds[0]]).err();
+    assert!(err.contains("another ceremony"), "{err}");
+    assert!(!opens_with(&env, "from old shares"));
+
+    recover(&env, &[&new.words[0].1, &new.words[2].1], "from new shares").ok();
+    assert!(opens_with(&env, "from new shares"));
+}
+
+fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_string_pretty(v).expect("json")).expect("write");
+}
+
+#[test]
+fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
+    let env = ceremony_team();
+    let e = escrow_3_of_5(&env, "out");
+    let t_path = env.path("t.json");
+    let t_s = t_path.to_string_lossy().into_owned();
+    run(
+        &env,
+        &["ceremony", "transcript", &e.ceremony, "--out", &t_s],
+    )
+    .ok();
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(&t_path).expect("t")).expect("json");
+    let steps = as_array(field(&t, "steps"));
+    // open, witness, split, five hand-outs, close.
+    assert_eq!(steps.len(), 9, "{t:#}");
+    let touched = steps.iter().filter(|s| !s["presence"].is_null()).count();
+    assert!(
+        touched >= 7,
+        "each person's step carries their touch: {t:#}"
+    );
+
+    // Verification needs no vault and no passphrase.
+    let fp = str_field(&env.info(), "audit_key_fingerprint").to_string();
+    let bare = Env::empty();
+    let ok = bare
+        .run(["ceremony", "verify-transcript", &t_s, "--expect-key", &fp])
+        .ok();
+    assert!(ok.stdout().contains("transcript OK"), "{}", ok.stdout());
+    let err = bare
+        .run([
+            "ceremony",
+            "verify-transcript",
+            &t_s,
+            "--expect-key",
+            "0000",
+        ])
+        .err();
+    assert!(err.contains("transcript"), "{err}");
+
+    // One byte of one step's detail.
+    let mut altered = t.clone();
+    let d = altered["steps"][4]["detail"]
+        .as_str()
+        .expect("detail")
+        .to_string();
+    let mut bytes = d.into_bytes();
+    bytes[0] ^= 0x01;
+    altered["steps"][4]["detail"] = Value::String(String::from_utf8(bytes).expect("ascii"));
+    let p = env.path("altered.json");
+    write_json(&p, &altered);
+    let err = bare
+        .run(["ceremony", "verify-transcript", &p.to_string_lossy()])
+        .err();
+    assert!(
+        err.contains("step 5") || err.contains("was altered"),
+        "{err}"
+    );
+
+    // A step removed, and a forged head.
+    let mut cut = t.clone();
+    cut["steps"].as_array_mut().expect("steps").pop();
+    write_json(&p, &cut);
+    let err = bare
+        .run(["ceremony", "verify-transcript", &p.to_string_lossy()])
+        .err();
+    assert!(err.contains("head"), "{err}");
+    let mut forged = t.clone();
+    let sig = str_field(&t, "signature").to_string();
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
+    forged["signature"] = Value::String(flipped);
+    write_json(&p, &forged);
+    let err = bare
+        .run(["ceremony", "verify-transcript", &p.to_string_lossy()])
+        .err();
+    assert!(err.contains("signature"), "{err}");
+}
+
+#[test]
+fn a_ceremony_with_a_bad_plan_is_refused_before_anyone_touches() {
+    let env = ceremony_team();
+    let before = as_array(&json_of(&env, &["audit", "list"])).len();
+    for (args, fragment) in [
+        (
+            vec![
+                "escrow",
+                "--threshold",
+                "1",
+                "--custodian",
+                "bob",
+                "--custodian",
+                "carol",
+            ],
+            "not allowed",
+        ),
+        (
+            vec![
+                "escrow",
+                "--threshold",
+                "3",
+                "--custodian",
+                "bob",
+                "--custodian",
+                "carol",
+            ],
+            "not allowed",
+        ),
+        (
+            vec![
+                "escrow",
+                "--threshold",
+                "2",
+                "--custodian",
+                "bob",
+                "--custodian",
+                "bob",
+            ],
+            "twice",
+        ),
+        (
+            vec![
+                "escrow",
+                "--threshold",
+                "2",
+                "--custodian",
+                "bob",
+                "--custodian",
+                "wendy",
+            ],
+            "witness",
+        ),
+        (
+            vec![
+                "escrow",
+                "--threshold",
+                "2",
+                "--custodian",
+                "bob",
+                "--custodian",
+                "carol:pigeon",
+            ],
+            "unknown medium",
+        ),
+    ] {
+        let mut a = vec!["ceremony"];
+        a.extend(args);
+        a.extend_from_slice(&["--witness", "wendy", "--out-dir", "."]);
+        let err = refused(as_(&env, "olivia", &a), fragment);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A holder cannot run the ceremony.
+    refused(
+        as_(
+            &env,
+            "bob",
+            &[
+                "ceremony",
+                "escrow",
+                "--threshold",
+                "2",
+                "--custodian",
+                "carol",
+                "--custodian",
+                "dave",
+                "--witness",
+                "wendy",
+            ],
+        ),
+        "officer",
+    );
+    assert!(status(&env).is_null(), "no escrow was made");
+    let after = as_array(&json_of(&env, &["audit", "list"])).len();
+    assert!(after >= before, "refusals are logged, nothing else");
+}
+
+/// The share files an escrow wrote, by holder.
+fn share_files(e: &Escrow) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&e.out)
+        .expect("out")
+        .filter_map(|d| d.ok())
+        .map(|d| d.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "age"))
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (stem.rsplit('-').next().unwrap_or_default().to_string(), p)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The stock `age` CLI, given the passphrase on a pseudo-terminal (it reads passphrases from the
+/// terminal only). `None` when `age` or `script` is not installed.
+fn stock_age_decrypt(file: &Path, passphrase: &str) -> Option<std::process::Output> {
+    for tool in ["age", "script"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            eprintln!("skipped the stock age check: {tool} is not installed (scripts/setup-debian.sh installs it)");
+            return None;
+        }
+    }
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("age -d '{}'", file.display()), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{passphrase}\n").as_bytes())
+        .expect("passphrase");
+    Some(child.wait_with_output().expect("age"))
+}
+
+#[test]
+fn share_files_open_with_the_holders_yubikey_or_passphrase_and_recover() {
+    let env = ceremony_team();
+    as_(&env, "bob", &["custodian", "enroll", "bob", "--piv"]).ok();
+
+    // frank has no PIV key: a `file` share for him is refused before anyone touches.
+    refused(
+        as_(
+            &env,
+            "olivia",
+            &[
+                "ceremony",
+                "escrow",
+                "--threshold",
+                "2",
+                "--custodian",
+                "bob:file",
+                "--custodian",
+                "frank:file",
+                "--witness",
+                "wendy",
+                "--out-dir",
+                ".",
+            ],
+        ),
+        "frank has no yubikey piv key enrolled",
+    );
+    assert!(status(&env).is_null());
+
+    let carol_pass = "carol chooses a long passphrase";
+    let pass_file = env.write("carol-pass.txt", format!("{carol_pass}\n").as_bytes());
+    let arg = format!("carol={}", pass_file.display());
+    let e = escrow(
+        &env,
+        "out",
+        &[
+            "escrow",
+            "--threshold",
+            "3",
+            "--custodian",
+            "bob:file",
+            "--custodian",
+            "carol:passphrase-file",
+            "--custodian",
+            "dave:card",
+            "--custodian",
+            "erin",
+            "--custodian",
+            "frank",
+            "--share-passphrase-file",
+            &arg,
+        ],
+    );
+    let files = share_files(&e);
+    assert_eq!(
+        files.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+        vec!["bob", "carol"],
+        "{files:?}"
+    );
+    for (holder, f) in &files {
+        let text = std::fs::read_to_string(f).expect("armored");
+        assert!(
+            text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(holder.as_str()),
+            "nothing readable in the file"
+        );
+    }
+    let (bob_file, carol_file) = (files[0].1.to_string_lossy(), files[1].1.to_string_lossy());
+    let pass_s = pass_file.to_string_lossy();
+    let erin = e
+        .words
+        .iter()
+        .find(|(h, _)| h == "erin")
+        .expect("erin")
+        .1
+        .clone();
+
+    // A drill with bob's file and his demo PIV key (the PIN from CUSTOS_PIN).
+    let r = json_of(
+        &env,
+        &["--demo", "ceremony", "drill", "--share-file", &bob_file],
+    );
+    assert_eq!(r["custodian"], "bob", "{r}");
+
+    // A wrong passphrase, a wrong PIN, a damaged file: each named, nothing changed.
+    let wrong = env.write("wrong-pass.txt", b"not carol's passphrase\n");
+    let err = recover_with(
+        &env,
+        PIN,
+        &[
+            "--share-file",
+            &bob_file,
+            "--share-file",
+            &carol_file,
+            "--share-passphrase-file",
+            &wrong.to_string_lossy(),
+            "--share-words",
+            &erin,
+        ],
+    )
+    .err();
+    assert!(
+        err.contains(&carol_file.to_lowercase()) && err.contains("wrong passphrase"),
+        "{err}"
+    );
+    let err = recover_with(
+        &env,
+        "11112222",
+        &[
+            "--share-file",
+            &bob_file,
+            "--share-file",
+            &carol_file,
+            "--share-passphrase-file",
+            &pass_s,
+            "--share-words",
+            &erin,
+        ],
+    )
+    .err();
+    assert!(err.contains("wrong pin"), "{err}");
+    let mut damaged = std::fs::read(&files[0].1).expect("bob's file");
+    let at = damaged.len() / 2;
+    damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+    let damaged = env.write("damaged.age", &damaged);
+    let err = recover_with(
+        &env,
+        PIN,
+        &[
+            "--share-file",
+            &damaged.to_string_lossy(),
+            "--share-file",
+            &carol_file,
+            "--share-passphrase-file",
+            &pass_s,
+            "--share-words",
+            &erin,
+        ],
+    )
+    .err();
+    assert!(err.contains("damaged.age"), "names the file: {err}");
+    assert!(opens_with(&env, &env.pass));
+
+    // Bob's file, carol's file and erin's words recover the vault.
+    let r = recover_with(
+        &env,
+        PIN,
+        &[
+            "--share-file",
+            &bob_file,
+            "--share-file",
+            &carol_file,
+            "--share-passphrase-file",
+            &pass_s,
+            "--share-words",
+            &erin,
+        ],
+    )
+    .ok();
+    assert!(r.stdout().contains("recovered"), "{}", r.stdout());
+    assert!(opens_with(&env, "recovered from files"));
+
+    // Carol's file is a standard age file: the stock `age` opens it with her passphrase, and the
+    // words inside are her share.
+    if let Some(out) = stock_age_decrypt(&files[1].1, carol_pass) {
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(
+            out.status.success(),
+            "age -d failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("custodian: carol"), "{text}");
+        let words = text
+            .lines()
+            .find_map(|l| l.strip_prefix("words: "))
+            .unwrap_or_else(|| panic!("no words in {text}"))
+            .trim()
+            .to_string();
+        let r = run_full(
+            &env,
+            "recovered from files",
+            PIN,
+            &["ceremony", "drill", "--share-words", &words, "--json"],
+            DEADLINE,
+        )
+        .ok()
+        .json();
+        assert_eq!(r["custodian"], "carol", "{r}");
+    }
+}
+
+/// `--demo ceremony recover ARGS` with PIN `pin` for the demo PIV keys; new passphrase
+/// "recovered from files".
+fn recover_with(env: &Env, pin: &str, args: &[&str]) -> Run {
+    let f = env.write("new-pass.txt", b"recovered from files\n");
+    let f = f.to_string_lossy().into_owned();
+    let mut a = vec!["--demo", "ceremony", "recover"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--new-passphrase-file", &f]);
+    run_full(env, "", pin, &a, DEADLINE)
+}
