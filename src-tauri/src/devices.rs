@@ -121,6 +121,10 @@ impl<R: Runtime> Devices<R> {
         self.demo
     }
 
+    pub fn vault(&self) -> &Path {
+        &self.vault
+    }
+
     fn prompt(&self, custodian: &str, kind: KeyKind) -> WindowPrompt<R> {
         WindowPrompt::new(&self.app, Some(custodian), kind)
     }

@@ -1098,7 +1098,10 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     assert_eq!(h.ok("reveal_share", json!({"index": 2}))["medium"], "card");
     // Erin has not typed hers back: finishing is refused, naming her, unless forced.
     let refused = h
-        .call("finish_handout", json!({"force": false}))
+        .call(
+            "finish_handout",
+            json!({"force": false, "bag_serials": [], "note": null}),
+        )
         .expect_err("unconfirmed share");
     assert!(
         refused["message"]
@@ -1106,7 +1109,56 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
             .is_some_and(|m| m.contains("#3 (erin)")),
         "{refused}"
     );
-    h.ok("finish_handout", json!({"force": true}));
+    // A bag serial only for a card, and a sane one: refused before the witness touches.
+    let before = person.pins().len();
+    assert_eq!(
+        h.err_kind(
+            "finish_handout",
+            json!({"force": true, "bag_serials": [{"index": 1, "serial": "TEB-1"}], "note": null})
+        ),
+        "bad_share"
+    );
+    assert_eq!(
+        h.err_kind(
+            "finish_handout",
+            json!({"force": true, "bag_serials": [{"index": 2, "serial": "<script>"}], "note": null})
+        ),
+        "bad_share"
+    );
+    assert_eq!(
+        person.pins().len(),
+        before,
+        "no touch asked for a refused record"
+    );
+    // The witness records the hand-out with dave's bag serial and a deviation, and touches.
+    let t = h.ok(
+        "finish_handout",
+        json!({"force": true, "bag_serials": [{"index": 2, "serial": "TEB-0042"}], "note": "erin left before typing her words back"}),
+    );
+    let asked: Vec<Value> = person.pins()[before..]
+        .iter()
+        .map(|p| p["custodian"].clone())
+        .collect();
+    assert_eq!(asked, vec![json!("wendy")], "the witness touches");
+    let last = t["steps"]
+        .as_array()
+        .expect("steps")
+        .last()
+        .expect("a step")
+        .clone();
+    assert_eq!(last["action"], "hand-out-finished");
+    assert_eq!(last["actor"], "wendy");
+    let detail = last["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("share #2 (dave) on a printed card, sealed in bag TEB-0042"),
+        "{detail}"
+    );
+    assert!(detail.contains("share #3 (erin) NOT confirmed"), "{detail}");
+    assert!(
+        detail.contains("deviations: erin left before typing"),
+        "{detail}"
+    );
+    assert!(!last["presence"].is_null());
     assert_eq!(
         h.err_kind("reveal_share", json!({"index": 1})),
         "no_handout"
@@ -1146,9 +1198,14 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     // Transcript: listed, shown, exported; the export verifies offline.
     let list = h.ok("list_ceremonies", json!({}));
     assert_eq!(list[0]["ceremony"], ceremony.as_str());
-    assert_eq!(list[0]["steps"], 7);
+    assert_eq!(list[0]["steps"], 8, "seven steps and the hand-out");
     let shown = h.ok("ceremony_transcript", json!({"id": ceremony}));
-    assert_eq!(shown["head"], transcript["head"]);
+    assert_eq!(shown["head"], t["head"]);
+    assert_ne!(
+        shown["head"], transcript["head"],
+        "the hand-out step moved the signed head"
+    );
+    assert_eq!(shown["steps"].as_array().map(Vec::len), Some(8));
     let exported = h.ok("export_transcript", json!({"id": ceremony}));
     let exported = std::path::PathBuf::from(exported.as_str().expect("path"));
     assert!(exported.starts_with(dir.path()));
@@ -1205,9 +1262,33 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         "vault_locked",
         "nothing unlocked by refusals"
     );
+    // Each share's holder confirms the recovery with their own key; a refused touch changes nothing.
+    let before = person.pins().len();
+    person.answer_next(Some("0000-wrong"));
+    assert_eq!(
+        h.err_kind("recover_vault", json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": NEW, "confirmation": NEW})),
+        "wrong_pin"
+    );
+    person.answer_right();
+    assert_eq!(
+        h.err_kind("unlock", json!({"passphrase": NEW})),
+        "wrong_passphrase",
+        "a refused recovery sets no passphrase"
+    );
+    let before_ok = person.pins().len();
+    assert!(before_ok > before);
     let info = h.ok(
         "recover_vault",
         json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": NEW, "confirmation": NEW}),
+    );
+    let asked: Vec<Value> = person.pins()[before_ok..]
+        .iter()
+        .map(|p| p["custodian"].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        vec![json!("carol"), json!("erin")],
+        "each holder touched, in turn"
     );
     assert_eq!(info["insecure_test_kdf"], true);
     assert!(

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use custos_core::escrow::{self, EscrowPlan, HandOut, Medium, Room, Transcript};
-use custos_core::hardware::Fido2Client;
+use custos_core::hardware::{DeviceIdentity, Fido2Client};
 use custos_core::sharefile::{self, FileLock};
 use custos_core::sharing::Share;
 use custos_core::{Error, Passphrase, Result, Vault};
@@ -57,6 +57,17 @@ pub enum CeremonyCmd {
         #[command(flatten)]
         shares: ShareArgs,
     },
+    /// The witness records the hand-out of the current escrow (with a touch): the tamper-evident bag
+    /// of each card and any deviation from the script; appended to the transcript
+    Handout {
+        id: String,
+        /// NAME=SERIAL: the bag NAME's card was sealed in (repeat per card)
+        #[arg(long = "bag-serial")]
+        bag_serials: Vec<String>,
+        /// A deviation from the script, in the witness's words
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// The escrow, its shares and their drill state
     List,
     /// Write a ceremony's transcript (JSON)
@@ -92,18 +103,18 @@ pub struct ShareArgs {
 struct CliRoom<'a> {
     vault: &'a Path,
     demo: bool,
-    active: Vec<(String, String)>,
 }
 
 impl Room for CliRoom<'_> {
-    fn key_of(&mut self, custodian: &str) -> Result<Box<dyn Fido2Client>> {
-        let active: Vec<String> = self
-            .active
-            .iter()
-            .filter(|(n, _)| n == custodian)
-            .map(|(_, d)| d.clone())
-            .collect();
-        devices::fido2_for(self.vault, custodian, self.demo, &active)
+    fn key_of(
+        &mut self,
+        custodian: &str,
+        enrolled: &[DeviceIdentity],
+    ) -> Result<Box<dyn Fido2Client>> {
+        let descriptions: Vec<String> = enrolled.iter().map(|d| d.description.clone()).collect();
+        // A demo vault's keys are demo twins: they say so, and only twins can answer for them.
+        let demo = self.demo || enrolled.iter().any(|d| d.demo);
+        devices::fido2_for(self.vault, custodian, demo, &descriptions)
     }
     fn step(&mut self, text: &str) {
         eprintln!("{text}");
@@ -236,22 +247,7 @@ fn run_escrow(
         ));
     }
     let passphrases = share_passphrases(&plan, given_passphrases)?;
-    let active = v
-        .custodians()?
-        .into_iter()
-        .flat_map(|c| {
-            let name = c.name.clone();
-            c.authenticators
-                .into_iter()
-                .filter(|a| a.revoked.is_none() && a.kind == "fido2")
-                .map(move |a| (name.clone(), a.device.description))
-        })
-        .collect();
-    let mut room = CliRoom {
-        vault: &path,
-        demo,
-        active,
-    };
+    let mut room = CliRoom { vault: &path, demo };
     let out = v.escrow(&plan, &mut room)?;
     let date = out
         .transcript
@@ -318,6 +314,10 @@ fn run_escrow(
             threshold,
             plan.holders.len()
         );
+        eprintln!(
+            "when every share is out (cards sealed), the witness records the hand-out: custos --as {} ceremony handout {} [--bag-serial NAME=SERIAL] [--note TEXT]",
+            plan.witness, out.ceremony
+        );
         for s in screen {
             println!(
                 "\nshare #{} for {} — write these words down, then keep them offline:\n{}",
@@ -363,7 +363,12 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                 new_passphrase_file.as_deref(),
                 "New passphrase",
             )?;
-            let v = Vault::recover(&vault_path(cli)?, &shares, &new, &custos_core::actor_name())?;
+            let path = vault_path(cli)?;
+            let mut room = CliRoom {
+                vault: &path,
+                demo: cli.demo,
+            };
+            let v = Vault::recover(&path, &shares, &new, &custos_core::actor_name(), &mut room)?;
             println!("recovered: the vault now opens with the new passphrase");
             v.lock();
             Ok(())
@@ -396,6 +401,42 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                 }
                 None => list(cli, &v),
             }
+        }
+        CeremonyCmd::Handout {
+            id,
+            bag_serials,
+            note,
+        } => {
+            let mut v = unlock(cli)?;
+            let path = vault_path(cli)?;
+            let status = v.escrow_status()?.ok_or_else(|| {
+                Failure::Core(Error::BadShare("this vault has no escrow yet".into()))
+            })?;
+            let mut serials = Vec::new();
+            for b in bag_serials {
+                let (name, serial) = b.split_once('=').ok_or_else(|| {
+                    Failure::Usage(format!("--bag-serial takes NAME=SERIAL, not {b:?}"))
+                })?;
+                let share = status
+                    .shares
+                    .iter()
+                    .find(|s| s.custodian == name)
+                    .ok_or_else(|| {
+                        Failure::Usage(format!("{name} holds no share of this escrow"))
+                    })?;
+                serials.push((share.index, serial.to_string()));
+            }
+            let mut room = CliRoom {
+                vault: &path,
+                demo: cli.demo || v.custody_status()?.demo,
+            };
+            let (_, t) = v.finish_handout(id, &[], &serials, note.as_deref(), &mut room)?;
+            println!(
+                "hand-out of ceremony {id} recorded in its transcript ({} steps, head {})",
+                t.steps.len(),
+                t.head
+            );
+            Ok(())
         }
         CeremonyCmd::List => {
             let v = unlock(cli)?;

@@ -64,6 +64,13 @@ impl CustodianRecord {
     fn active(&self) -> impl Iterator<Item = &AuthenticatorRecord> {
         self.authenticators.iter().filter(|a| a.revoked.is_none())
     }
+    /// The devices of this custodian's active FIDO2 keys.
+    pub(crate) fn fido2_devices(&self) -> Vec<DeviceIdentity> {
+        self.active()
+            .filter(|a| matches!(a.kind, AuthenticatorKind::Fido2 { .. }))
+            .map(|a| a.device.clone())
+            .collect()
+    }
     /// The SEC1 public keys of this custodian's active YubiKey PIV keys.
     pub(crate) fn piv_public_keys(&self) -> Vec<Vec<u8>> {
         self.active()
@@ -226,7 +233,7 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    fn audit_text(&self) -> String {
+    pub(crate) fn audit_text(&self) -> String {
         format!(
             "{} [cred {} counter {} UP{}{}]",
             self.custodian,

@@ -17,7 +17,7 @@ use crate::audit::{Draft, Outcome};
 use crate::clock::{now, rfc3339, Timestamp};
 use crate::custody::{load_custodians, CustodianRow, Evidence};
 use crate::error::{Error, Result};
-use crate::hardware::Fido2Client;
+use crate::hardware::{DeviceIdentity, Fido2Client};
 use crate::policy::Role;
 use crate::secret::{random_bytes, Passphrase, SecretKey};
 use crate::sharing::{self, Share, ShareSet};
@@ -70,10 +70,15 @@ pub struct EscrowPlan {
     pub witness: String,
 }
 
-/// What the shells need from the room: each participant's key for their touch, and a way to show a
-/// step of the script as it happens.
+/// What the shells need from the room: each participant's own key for their touch (`enrolled`: the
+/// devices of their active FIDO2 keys; demo twins say so), and a way to show a step of the script as
+/// it happens.
 pub trait Room {
-    fn key_of(&mut self, custodian: &str) -> Result<Box<dyn Fido2Client>>;
+    fn key_of(
+        &mut self,
+        custodian: &str,
+        enrolled: &[DeviceIdentity],
+    ) -> Result<Box<dyn Fido2Client>>;
     fn step(&mut self, _text: &str) {}
 }
 
@@ -142,14 +147,16 @@ pub fn qr_svg(text: &str) -> Result<String> {
     )
 }
 
-/// What the hand-out of one share came to, for the audit log.
-#[derive(Debug, Clone)]
+/// How the hand-out of one share went, as the witness records it.
+#[derive(Debug, Clone, Serialize)]
 pub struct HandOutRecord {
     pub custodian: String,
     pub index: u8,
     pub medium: Medium,
     /// The custodian typed the words back correctly.
     pub confirmed: bool,
+    /// The serial of the tamper-evident bag a card was sealed in, typed by the witness.
+    pub bag_serial: Option<String>,
 }
 
 /// A past ceremony, for the list.
@@ -209,6 +216,12 @@ struct RecoveryRecord {
     created: Timestamp,
     /// Last successful drill per share index.
     drills: BTreeMap<u8, Timestamp>,
+    /// Medium per share index (1-based order).
+    #[serde(default)]
+    media: Vec<Medium>,
+    /// Whether the hand-out has been recorded (the witness's step in the transcript).
+    #[serde(default)]
+    handed_out: bool,
 }
 
 /// A ceremony transcript: hash-chained steps, the head signed by the vault audit key.
@@ -600,6 +613,8 @@ impl Vault {
             wrapped_root: hex::encode(self.ctx.wrap_root_for_recovery(&recovery)?),
             created: now(),
             drills: BTreeMap::new(),
+            media: plan.holders.iter().map(|(_, m)| *m).collect(),
+            handed_out: false,
         };
         let record_json =
             serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
@@ -644,8 +659,22 @@ impl Vault {
         step: u32,
         room: &mut dyn Room,
     ) -> Result<Evidence> {
-        let mut key = room.key_of(&who.record.name)?;
         let purpose = format!("ceremony {ceremony} step {step}");
+        self.room_touch(who, &purpose, room)
+    }
+
+    /// `who` touches their own key for `purpose` (bound into the challenge).
+    fn room_touch(
+        &mut self,
+        who: &CustodianRow,
+        purpose: &str,
+        room: &mut dyn Room,
+    ) -> Result<Evidence> {
+        let devices = who.record.fido2_devices();
+        if devices.is_empty() {
+            return Err(Error::NoAuthenticator(who.record.name.clone()));
+        }
+        let mut key = room.key_of(&who.record.name, &devices)?;
         self.presence(who, purpose.as_bytes(), Some(key.as_mut()))
     }
 
@@ -743,38 +772,197 @@ impl Vault {
         Ok(out)
     }
 
-    /// Record how the hand-out of a ceremony's shares ended: who typed their words back, which went
-    /// on a card, and which were left unconfirmed.
-    pub fn record_handout(&mut self, ceremony: &str, shares: &[HandOutRecord]) -> Result<()> {
-        let detail = shares
+    /// Close the hand-out of the current escrow: the witness records how each share went out
+    /// (`confirmed`: the indices whose words were typed back; `bag_serials`: the tamper-evident bag
+    /// of each card) and any deviation from the script (`note`), and initials it with a touch. The
+    /// step is appended to the ceremony's transcript, which is signed again, and to the audit log.
+    pub fn finish_handout(
+        &mut self,
+        ceremony: &str,
+        confirmed: &[u8],
+        bag_serials: &[(u8, String)],
+        note: Option<&str>,
+        room: &mut dyn Room,
+    ) -> Result<(Vec<HandOutRecord>, Transcript)> {
+        let result = self.finish_handout_inner(ceremony, confirmed, bag_serials, note, room);
+        if let Err(e) = &result {
+            self.record_refusal("ceremony.handout", (None, None), e);
+        }
+        result
+    }
+
+    fn finish_handout_inner(
+        &mut self,
+        ceremony: &str,
+        confirmed: &[u8],
+        bag_serials: &[(u8, String)],
+        note: Option<&str>,
+        room: &mut dyn Room,
+    ) -> Result<(Vec<HandOutRecord>, Transcript)> {
+        let mut r = recovery_of(&self.conn)?
+            .filter(|r| r.set.ceremony == ceremony)
+            .ok_or_else(|| {
+                Error::BadShare(format!(
+                    "ceremony {ceremony} is not the vault's current escrow: only its hand-out can be recorded"
+                ))
+            })?;
+        if r.handed_out {
+            return Err(Error::BadShare(format!(
+                "the hand-out of ceremony {ceremony} is already recorded in its transcript"
+            )));
+        }
+        let records: Vec<HandOutRecord> = r
+            .holders
             .iter()
-            .map(|h| {
-                let how = match (h.medium, h.confirmed) {
-                    (_, true) => "confirmed: the words were typed back",
-                    (Medium::Card, false) => "on a printed card",
-                    (Medium::File, false) => "in a share file for their YubiKey",
-                    (Medium::PassphraseFile, false) => {
-                        "in a share file locked with their passphrase"
-                    }
-                    (Medium::Screen, false) => "NOT confirmed: the words were never typed back",
-                };
-                format!("share #{} ({}) {how}", h.index, h.custodian)
+            .enumerate()
+            .map(|(i, h)| {
+                let index = i as u8 + 1;
+                HandOutRecord {
+                    custodian: h.clone(),
+                    index,
+                    medium: r.media.get(i).copied().unwrap_or(Medium::Screen),
+                    confirmed: confirmed.contains(&index),
+                    bag_serial: None,
+                }
             })
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect();
+        let mut records = records;
+        for (index, serial) in bag_serials {
+            let serial = serial.trim();
+            let rec = records
+                .iter_mut()
+                .find(|h| h.index == *index)
+                .ok_or_else(|| {
+                    Error::BadShare(format!("there is no share #{index} in ceremony {ceremony}"))
+                })?;
+            if rec.medium != Medium::Card {
+                return Err(Error::BadShare(format!(
+                    "share #{index} ({}) is not a card: only cards go into tamper-evident bags",
+                    rec.custodian
+                )));
+            }
+            if serial.is_empty()
+                || serial.len() > 64
+                || !serial
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./ ".contains(c))
+            {
+                return Err(Error::BadShare(format!(
+                    "bag serial {serial:?} for share #{index}: use up to 64 letters, digits, spaces or - _ . /"
+                )));
+            }
+            rec.bag_serial = Some(serial.to_string());
+        }
+        for i in confirmed {
+            if !records
+                .iter()
+                .any(|h| h.index == *i && h.medium == Medium::Screen)
+            {
+                return Err(Error::BadShare(format!(
+                    "share #{i} is not a screen share: only screen shares are typed back"
+                )));
+            }
+        }
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        if note.is_some_and(|n| n.len() > 2000) {
+            return Err(Error::BadShare(
+                "the witness's note is too long (2000 characters at most)".into(),
+            ));
+        }
+
+        let t = self.transcript(ceremony)?;
+        let witness = t
+            .steps
+            .iter()
+            .find(|s| s.role == "witness")
+            .map(|s| s.actor.clone())
+            .ok_or_else(|| Error::Tampered("the transcript names no witness".into()))?;
+        let custodians = load_custodians(&self.conn, &self.ctx)?;
+        let w = custodians
+            .iter()
+            .find(|c| c.record.name == witness)
+            .ok_or_else(|| Error::NoSuchCustodian(witness.clone()))?;
+        let w = CustodianRow {
+            id: w.id,
+            record: w.record.clone(),
+        };
+        let detail = format!(
+            "{}; deviations: {}",
+            records
+                .iter()
+                .map(|h| {
+                    let how = match (h.medium, h.confirmed) {
+                        (_, true) => "confirmed: the words were typed back".to_string(),
+                        (Medium::Card, false) => match &h.bag_serial {
+                            Some(b) => format!("on a printed card, sealed in bag {b}"),
+                            None => "on a printed card, NO bag serial recorded".to_string(),
+                        },
+                        (Medium::File, false) => "in a share file for their YubiKey".into(),
+                        (Medium::PassphraseFile, false) => {
+                            "in a share file locked with their passphrase".into()
+                        }
+                        (Medium::Screen, false) => {
+                            "NOT confirmed: the words were never typed back".into()
+                        }
+                    };
+                    format!("share #{} ({}) {how}", h.index, h.custodian)
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            note.unwrap_or("none noted by the witness")
+        );
+        let n = t.steps.len() as u32 + 1;
+        room.step(&format!(
+            "{n}. Witness {witness} records the hand-out{}. Touch your key.",
+            if note.is_some() {
+                " and a deviation"
+            } else {
+                ""
+            }
+        ));
+        let e = self.ceremony_touch(&w, ceremony, n, room)?;
+        let mut rec = Recorder { steps: t.steps };
+        rec.add(
+            &witness,
+            "witness",
+            "hand-out-finished",
+            detail.clone(),
+            Some(e),
+        )?;
+        let head = rec.steps.last().map(|s| s.hash.clone()).unwrap_or_default();
+        let mut transcript = Transcript {
+            steps: rec.steps,
+            head,
+            signature: String::new(),
+            ..t
+        };
+        transcript.signature = hex::encode(self.ctx.sign(&head_message(&transcript)).to_bytes());
+        r.handed_out = true;
+        let record_json = serde_json::to_vec(&r).map_err(|e| Error::Internal(e.to_string()))?;
+        let transcript_json =
+            serde_json::to_string(&transcript).map_err(|e| Error::Internal(e.to_string()))?;
+        let id = hex::decode(ceremony).map_err(|_| Error::BadTranscript(ceremony.into()))?;
         let (conn, ctx) = (&mut self.conn, &self.ctx);
         let tx = begin(conn, ctx)?;
+        store::set_meta(&tx, "recovery", &record_json)?;
+        tx.execute(
+            "UPDATE ceremonies SET transcript = ?2 WHERE id = ?1",
+            rusqlite::params![id, transcript_json],
+        )?;
         ctx.append(
             &tx,
             ctx.draft(
                 "ceremony.handout",
                 None,
                 None,
-                format!("ceremony {ceremony}: hand-out finished: {detail}"),
+                format!(
+                    "ceremony {ceremony}: hand-out finished: {detail}; transcript head {}",
+                    transcript.head
+                ),
             ),
         )?;
         tx.commit()?;
-        Ok(())
+        Ok((records, transcript))
     }
 
     /// The transcript of a ceremony (by id), as stored.
@@ -798,11 +986,16 @@ impl Vault {
     /// Recover a vault whose passphrase (or PIV key) is lost: M shares rebuild the recovery key,
     /// which opens the root key; the root is re-wrapped under `new_pass` (a PIV binding is removed:
     /// recovery also serves a lost YubiKey). Each share is checked on entry and a bad one named.
+    ///
+    /// Once the shares rebuild the recovery key, the holder of each share (as recorded at the
+    /// escrow) touches their own key before anything changes; a holder who cannot touch stops the
+    /// recovery. The touches are written to the recovery's audit entry.
     pub fn recover(
         path: &Path,
         shares: &[Share],
         new_pass: &Passphrase,
         actor: &str,
+        room: &mut dyn Room,
     ) -> Result<Vault> {
         if new_pass.is_empty() {
             return Err(Error::EmptyPassphrase);
@@ -833,6 +1026,36 @@ impl Vault {
                 used.join(", ")
             ),
         )?;
+        // Each share's holder, in person.
+        let custodians = load_custodians(&v.conn, &v.ctx)?;
+        let mut touched = Vec::with_capacity(shares.len());
+        for (n, s) in shares.iter().enumerate() {
+            let holder = r.holders.get(s.index as usize - 1).ok_or_else(|| {
+                Error::Tampered("the escrow record lists fewer holders than shares".into())
+            })?;
+            let row = custodians
+                .iter()
+                .find(|c| &c.record.name == holder)
+                .ok_or_else(|| Error::NoSuchCustodian(holder.clone()))?;
+            let row = CustodianRow {
+                id: row.id,
+                record: row.record.clone(),
+            };
+            room.step(&format!(
+                "{}. {holder}, holder of share #{}, confirms the recovery. Touch your key.",
+                n + 1,
+                s.index
+            ));
+            let purpose = format!("ceremony {} recover share {}", r.set.ceremony, s.index);
+            let e = v.room_touch(&row, &purpose, room).map_err(|e| match e {
+                Error::NoAuthenticator(_) => Error::BadShare(format!(
+                    "share #{}: its holder {holder} has no FIDO2 key to confirm the recovery with; bring another holder's share",
+                    s.index
+                )),
+                other => other,
+            })?;
+            touched.push(format!("share #{} by {}", s.index, e.audit_text()));
+        }
         let params = crate::vault::kdf_of(&v.conn)?.with_fresh_salt()?;
         let pkey = kdf::derive(new_pass, &params)?;
         let wrapped_root = v.ctx.wrap_root_with(&pkey)?;
@@ -853,10 +1076,11 @@ impl Vault {
                     None,
                     None,
                     format!(
-                        "ceremony {}: {} shares ({}) rebuilt the recovery key; new passphrase set{}",
+                        "ceremony {}: {} shares ({}) rebuilt the recovery key; confirmed {}; new passphrase set{}",
                         r.set.ceremony,
                         shares.len(),
                         used.join(", "),
+                        touched.join(", "),
                         if had_piv { "; the YubiKey binding was removed (bind a key again with vault require-piv)" } else { "" }
                     ),
                 )

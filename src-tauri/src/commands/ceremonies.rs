@@ -6,18 +6,21 @@
 //! Shares live in [`Handout`] in the session (zeroized on drop, dropped on lock) and leave Rust only
 //! through [`reveal_share`], when the person whose share it is asks to see it.
 
+use std::path::PathBuf;
+
 use custos_core::escrow::{
-    self, CeremonySummary, EscrowPlan, EscrowStatus, HandOut, HandOutRecord, Medium,
-    RecoveryShareCheck, Room, ShareStatus, Transcript,
+    self, CeremonySummary, EscrowPlan, EscrowStatus, HandOut, Medium, RecoveryShareCheck, Room,
+    ShareStatus, Transcript,
 };
-use custos_core::hardware::Fido2Client;
+use custos_core::hardware::{DeviceIdentity, Fido2Client};
 use custos_core::sharing::Share;
 use custos_core::{Error, Vault};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 
-use crate::commands::device::{with_key, KeyOp};
+use crate::commands::device::with_key;
 use crate::commands::vault::{new_passphrase, session_info, SessionInfo};
+use crate::devices::Devices;
 use crate::error::{AppError, AppResult};
 use crate::session::Session;
 
@@ -107,27 +110,23 @@ pub struct RevealedShare {
     pub qr_svg: String,
 }
 
-/// The room of a ceremony in the window: each participant's own key (the DEMO twin in demo mode),
-/// and each step of the script shown as it starts.
-struct WindowRoom<'a, 'b, R: Runtime> {
-    op: &'a KeyOp<'b, R>,
+/// The room of a ceremony in the window: each participant's own key (the DEMO twin in demo mode, or
+/// for keys enrolled as twins), and each step of the script shown as it starts.
+struct WindowRoom<R: Runtime> {
     app: AppHandle<R>,
-    /// (custodian, device description) of every active FIDO2 key.
-    keys: Vec<(String, String)>,
+    vault: PathBuf,
+    demo: bool,
 }
 
-impl<R: Runtime> Room for WindowRoom<'_, '_, R> {
-    fn key_of(&mut self, custodian: &str) -> custos_core::Result<Box<dyn Fido2Client>> {
-        let theirs: Vec<String> = self
-            .keys
-            .iter()
-            .filter(|(n, _)| n == custodian)
-            .map(|(_, d)| d.clone())
-            .collect();
-        if theirs.is_empty() {
-            return Err(Error::NoAuthenticator(custodian.into()));
-        }
-        self.op.devices.presence(custodian, &theirs)
+impl<R: Runtime> Room for WindowRoom<R> {
+    fn key_of(
+        &mut self,
+        custodian: &str,
+        enrolled: &[DeviceIdentity],
+    ) -> custos_core::Result<Box<dyn Fido2Client>> {
+        let descriptions: Vec<String> = enrolled.iter().map(|d| d.description.clone()).collect();
+        let demo = self.demo || enrolled.iter().any(|d| d.demo);
+        Devices::new(&self.app, &self.vault, demo).presence(custodian, &descriptions)
     }
 
     fn step(&mut self, text: &str) {
@@ -177,22 +176,10 @@ pub async fn run_escrow<R: Runtime>(
     let handle = app.clone();
     let state = app.clone();
     let outcome = with_key(app, move |k| {
-        let keys = k.vault(|v| {
-            Ok(v.custodians()?
-                .into_iter()
-                .flat_map(|c| {
-                    let name = c.name.clone();
-                    c.authenticators
-                        .into_iter()
-                        .filter(|a| a.revoked.is_none() && a.kind == "fido2")
-                        .map(move |a| (name.clone(), a.device.description))
-                })
-                .collect::<Vec<_>>())
-        })?;
         let mut room = WindowRoom {
-            op: k,
             app: handle,
-            keys,
+            vault: k.devices.vault().to_path_buf(),
+            demo: k.devices.demo(),
         };
         k.vault(|v| v.escrow(&plan, &mut room))
     })
@@ -269,9 +256,23 @@ pub fn confirm_share(
 
 /// Ends the hand-out: the shares are forgotten, and how each was handed out goes in the audit log.
 /// Refused while a screen share is unconfirmed, unless `force` (they are then recorded as such).
-#[tauri::command]
-pub fn finish_handout(session: State<'_, Session>, force: bool) -> AppResult<()> {
-    let records = session.with_handout(|h| {
+#[derive(Debug, Deserialize)]
+pub struct BagSerial {
+    pub index: u8,
+    pub serial: String,
+}
+
+/// Ends the hand-out: the witness records how each share went out (typed back, a card's tamper-evident
+/// bag serial) and any deviation, and touches their key; the step is appended to the transcript.
+/// Refused while a screen share is unconfirmed, unless `force`. The shares are forgotten after.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn finish_handout<R: Runtime>(
+    app: AppHandle<R>,
+    force: bool,
+    bag_serials: Vec<BagSerial>,
+    note: Option<String>,
+) -> AppResult<Transcript> {
+    let (ceremony, confirmed) = app.state::<Session>().with_handout(|h| {
         let unconfirmed: Vec<String> = h
             .shares
             .iter()
@@ -281,7 +282,7 @@ pub fn finish_handout(session: State<'_, Session>, force: bool) -> AppResult<()>
         if !unconfirmed.is_empty() && !force {
             return Err(Error::BadShare(format!(
                 "share {} has not been typed back yet: each custodian types their words back to show \
-                 they wrote them down, or finish anyway and the audit log says so",
+                 they wrote them down, or finish anyway and the transcript says so",
                 unconfirmed.join(", ")
             ))
             .into());
@@ -290,18 +291,28 @@ pub fn finish_handout(session: State<'_, Session>, force: bool) -> AppResult<()>
             h.ceremony.clone(),
             h.shares
                 .iter()
-                .map(|(s, c)| HandOutRecord {
-                    custodian: s.custodian.clone(),
-                    index: s.share.index,
-                    medium: s.medium,
-                    confirmed: *c,
-                })
+                .filter(|(_, c)| *c)
+                .map(|(s, _)| s.share.index)
                 .collect::<Vec<_>>(),
         ))
     })?;
-    session.with_vault(|v| v.record_handout(&records.0, &records.1))?;
-    session.take_handout();
-    Ok(())
+    let serials: Vec<(u8, String)> = bag_serials
+        .into_iter()
+        .filter(|b| !b.serial.trim().is_empty())
+        .map(|b| (b.index, b.serial))
+        .collect();
+    let handle = app.clone();
+    let (_, transcript) = with_key(app.clone(), move |k| {
+        let mut room = WindowRoom {
+            app: handle,
+            vault: k.devices.vault().to_path_buf(),
+            demo: k.devices.demo(),
+        };
+        k.vault(|v| v.finish_handout(&ceremony, &confirmed, &serials, note.as_deref(), &mut room))
+    })
+    .await?;
+    app.state::<Session>().take_handout();
+    Ok(transcript)
 }
 
 /// A drill: one share checked alone against the escrow's commitments. Nothing is rebuilt or unlocked.
@@ -387,11 +398,17 @@ pub async fn recover_vault<R: Runtime>(
     let vault = tauri::async_runtime::spawn_blocking(move || -> AppResult<Vault> {
         let session = handle.state::<Session>();
         let _busy = session.begin_device()?;
+        let mut room = WindowRoom {
+            app: handle.clone(),
+            vault: session.vault_path().to_path_buf(),
+            demo: session.config().demo,
+        };
         Ok(Vault::recover(
             session.vault_path(),
             &shares,
             &pass,
             &custos_core::actor_name(),
+            &mut room,
         )?)
     })
     .await

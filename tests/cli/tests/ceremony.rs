@@ -133,7 +133,26 @@ fn recover_args<'a>(shares: &'a [&'a str], pass_file: &'a str) -> Vec<&'a str> {
 fn recover(env: &Env, shares: &[&str], new_pass: &str) -> Run {
     let f = env.write("new-pass.txt", format!("{new_pass}\n").as_bytes());
     let f = f.to_string_lossy().into_owned();
-    run_full(env, "", "unused", &recover_args(shares, &f), DEADLINE)
+    run_full(env, "", PIN, &recover_args(shares, &f), DEADLINE)
+}
+
+/// A refusal that came after steps of the script were shown: exit 1, no panic, the last stderr line
+/// is the one `error:` line. Returns it, lowercased.
+fn refused_after_steps(r: Run, fragment: &str) -> String {
+    let d = describe(&r);
+    assert_eq!(r.code(), Some(1), "expected exit 1:\n{d}");
+    let stderr = r.stderr();
+    assert!(!stderr.contains("panicked"), "panic:\n{d}");
+    let last = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        last.starts_with("error: ") && last.contains(fragment),
+        "{d}"
+    );
+    last
 }
 
 fn opens_with(env: &Env, pass: &str) -> bool {
@@ -197,6 +216,40 @@ fn escrow_3_of_5_every_3_shares_recover_and_2_are_refused() {
     assert_eq!(n, 10);
     let last = "recovered passphrase number 10";
     assert!(!opens_with(&env, &env.pass), "the old passphrase is gone");
+
+    // Each recovery was confirmed by the touch of each share's holder, written to its audit entry.
+    let log = run_full(&env, last, PIN, &["audit", "list", "--json"], DEADLINE)
+        .ok()
+        .json();
+    let recoveries: Vec<&Value> = as_array(&log)
+        .iter()
+        .filter(|e| e["action"] == "ceremony.recover" && e["outcome"] == "ok")
+        .collect();
+    assert_eq!(recoveries.len(), 10);
+    let d = str_field(recoveries[9], "detail");
+    for (i, holder) in [(3, "dave"), (4, "erin"), (5, "frank")] {
+        assert!(
+            d.contains(&format!("share #{i} by {holder} [cred")) && d.contains("UP+UV"),
+            "the last recovery (shares 3, 4, 5) names each holder's touch: {d}"
+        );
+    }
+
+    // A holder who does not confirm (wrong PIN) stops the recovery: nothing changes.
+    let f = env.write("other-pass.txt", b"not set by a refused recovery\n");
+    let err = run_full(
+        &env,
+        "",
+        "99999999",
+        &recover_args(
+            &[&e.words[0].1, &e.words[1].1, &e.words[2].1],
+            &f.to_string_lossy(),
+        ),
+        DEADLINE,
+    );
+    let err = refused_after_steps(err, "wrong pin");
+    assert!(err.contains("wrong pin"), "{err}");
+    assert!(opens_with(&env, last));
+    assert!(!opens_with(&env, "not set by a refused recovery"));
 
     // Two shares are refused and change nothing.
     let err = recover(&env, &[&e.words[0].1, &e.words[4].1], "never set").err();
@@ -336,6 +389,44 @@ fn write_json(path: &Path, v: &Value) {
 fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
     let env = ceremony_team();
     let e = escrow_3_of_5(&env, "out");
+
+    // The witness records the hand-out: dave's card went into bag TEB-0042, and a deviation.
+    let handout = |args: &[&str]| {
+        let mut a = vec!["ceremony", "handout", &e.ceremony];
+        a.extend_from_slice(args);
+        as_(&env, "wendy", &a)
+    };
+    refused(handout(&["--bag-serial", "bob=TEB-1"]), "not a card");
+    refused(handout(&["--bag-serial", "dave=<b>"]), "bag serial");
+    refused(
+        as_(
+            &env,
+            "olivia",
+            &[
+                "ceremony",
+                "handout",
+                &e.ceremony,
+                "--note",
+                "x",
+                "--bag-serial",
+                "zed=1",
+            ],
+        ),
+        "zed holds no share",
+    );
+    let r = handout(&[
+        "--bag-serial",
+        "dave=TEB-0042",
+        "--note",
+        "frank arrived after step 4; the witness read him the script",
+    ])
+    .ok();
+    assert!(r.stdout().contains("recorded"), "{}", r.stdout());
+    refused(
+        handout(&["--bag-serial", "dave=TEB-0043"]),
+        "already recorded",
+    );
+
     let t_path = env.path("t.json");
     let t_s = t_path.to_string_lossy().into_owned();
     run(
@@ -346,13 +437,20 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
     let t: Value =
         serde_json::from_str(&std::fs::read_to_string(&t_path).expect("t")).expect("json");
     let steps = as_array(field(&t, "steps"));
-    // open, witness, split, five hand-outs, close.
-    assert_eq!(steps.len(), 9, "{t:#}");
+    // open, witness, split, five hand-outs, close, the witness's hand-out record.
+    assert_eq!(steps.len(), 10, "{t:#}");
     let touched = steps.iter().filter(|s| !s["presence"].is_null()).count();
+    assert_eq!(touched, 9, "each person's step carries their touch: {t:#}");
+    let last = &steps[9];
+    assert_eq!(last["action"], "hand-out-finished");
+    assert_eq!(last["actor"], "wendy");
+    let d = str_field(last, "detail");
     assert!(
-        touched >= 7,
-        "each person's step carries their touch: {t:#}"
+        d.contains("share #3 (dave) on a printed card, sealed in bag TEB-0042"),
+        "{d}"
     );
+    assert!(d.contains("share #1 (bob) NOT confirmed"), "{d}");
+    assert!(d.contains("deviations: frank arrived after step 4"), "{d}");
 
     // Verification needs no vault and no passphrase.
     let fp = str_field(&env.info(), "audit_key_fingerprint").to_string();

@@ -10,7 +10,7 @@ import RecoverVault from './RecoverVault.svelte';
 import App from '../App.svelte';
 import { app } from '../lib/app.svelte';
 import { ipc } from '../lib/ipc';
-import { choose, byId, byTestId, render } from '../test/helpers';
+import { choose, byId, byTestId, render, type } from '../test/helpers';
 import { custodian, custody, evidence, fido2, status, vaultInfo } from '../test/fixtures';
 import type {
   CustodianView,
@@ -221,7 +221,7 @@ describe('ceremony helpers', () => {
     await ipc.runEscrow(2, [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], 'wendy');
     await ipc.revealShare(1);
     await ipc.confirmShare(1, 'harbor pencil');
-    await ipc.finishHandout(false);
+    await ipc.finishHandout(false, [{ index: 2, serial: 'TEB-1' }], 'late start');
     await ipc.drillShare('harbor pencil');
     await ipc.ceremonyTranscript('cer-1');
     await ipc.exportTranscript('cer-1');
@@ -233,7 +233,7 @@ describe('ceremony helpers', () => {
       { cmd: 'run_escrow', args: { threshold: 2, holders: [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], witness: 'wendy' } },
       { cmd: 'reveal_share', args: { index: 1 } },
       { cmd: 'confirm_share', args: { index: 1, words: 'harbor pencil' } },
-      { cmd: 'finish_handout', args: { force: false } },
+      { cmd: 'finish_handout', args: { force: false, bag_serials: [{ index: 2, serial: 'TEB-1' }], note: 'late start' } },
       { cmd: 'drill_share', args: { words: 'harbor pencil' } },
       { cmd: 'ceremony_transcript', args: { id: 'cer-1' } },
       { cmd: 'export_transcript', args: { id: 'cer-1' } },
@@ -582,9 +582,16 @@ describe('EscrowWizard run and hand-out', () => {
     expect(app.screen).toBe('ceremony-escrow');
     const force = byId(r.target, 'handout-finish-force');
     expect(force.textContent).toBe('Finish anyway; record the unconfirmed shares');
+    // Only the card share has a bag serial field; the witness types it, and a note.
+    expect(r.target.querySelector('[data-testid="bag-serial-1"]')).toBeNull();
+    type(byTestId<HTMLInputElement>(r.target, 'bag-serial-2'), '  TEB-0042 ');
+    type(byId<HTMLInputElement>(r.target, 'handout-note'), 'erin left early');
     click(force);
     await vi.waitFor(() => expect(app.screen).toBe('ceremony-transcript'));
-    expect(commands(calls, 'finish_handout').map((c) => c.args)).toEqual([{ force: false }, { force: true }]);
+    expect(commands(calls, 'finish_handout').map((c) => c.args)).toEqual([
+      { force: false, bag_serials: [], note: null },
+      { force: true, bag_serials: [{ index: 2, serial: 'TEB-0042' }], note: 'erin left early' },
+    ]);
     expect(app.selectedCeremony).toBe('cer-2026-0001');
     expect(app.inCeremony).toBe(false);
   });

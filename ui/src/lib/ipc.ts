@@ -141,7 +141,9 @@ export const ipc = {
   /** SECRET result: keep it in the showing component only. */
   revealShare: (index: number) => call<RevealedShare>('reveal_share', { index }),
   confirmShare: (index: number, words: string) => call<HandOutView>('confirm_share', { index, words }),
-  finishHandout: (force: boolean) => call<void>('finish_handout', { force }),
+  /** The witness records the hand-out (touch): bag serials of the cards, a note on deviations. */
+  finishHandout: (force: boolean, bagSerials: { index: number; serial: string }[], note: string | null) =>
+    call<Transcript>('finish_handout', { force, bag_serials: bagSerials, note }),
   drillShare: (words: string) => call<ShareStatus>('drill_share', { words }),
   ceremonyTranscript: (id: string) => call<Transcript>('ceremony_transcript', { id }),
   /** Writes the transcript as JSON next to the vault; returns the path. */
