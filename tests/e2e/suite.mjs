@@ -31,7 +31,9 @@ const KEY = 'payments-db';
 const BANNER = 'TEST VAULT — insecure key derivation, not for real keys';
 const DEMO_BANNER = 'DEMO — software keys, not hardware';
 // Custody phase: an officer and two custodians, each with a demo FIDO2 key and its own PIN.
-const PINS = { olivia: '2468', carol: '1357', dave: '8642' };
+const PINS = { olivia: '2468', carol: '1357', dave: '8642', wendy: '9753' };
+// Ceremony: the new passphrase set by recovery from carol's and dave's shares.
+const RECOVERED = 'lighthouse quarry nineteen saffron kettle';
 const SECRET_KEY = 'payroll-archive';
 
 const results = { passed: 0, failed: 0, skipped: 0 };
@@ -96,6 +98,8 @@ async function waitText(sel, expected, timeout = 10000) {
 async function click(sel) {
   const el = await shown(sel);
   await el.waitForEnabled({ timeout: 10000 });
+  // Centre it first: WebKitWebDriver may drop a click on an element at the viewport's edge.
+  await browser.execute((e) => e.scrollIntoView({ block: 'center' }), el);
   await el.click();
 }
 async function fill(sel, value) {
@@ -291,6 +295,11 @@ async function touchSeen({ shot = null } = {}) {
   });
 }
 
+/** The device dialog (PIN or touch prompt) has closed. */
+async function deviceDialogGone(timeoutMsg) {
+  await browser.waitUntil(async () => !(await (await $('#device-dialog')).isExisting()), { timeout: 20000, timeoutMsg });
+}
+
 async function actAs(name) {
   const select = await shown('#acting-as');
   await select.selectByAttribute('value', name);
@@ -346,9 +355,10 @@ async function custodyPhase() {
     assert(/^\d+$/.test(await text('[data-testid="auth-counter-olivia-0"]')), "olivia's signature counter is shown");
   });
 
-  for (const name of ['carol', 'dave']) {
-    await step(`add custodian ${name} (olivia's PIN and touch) and enrol ${name}'s demo key`, async () => {
-      await addCustodian(name, 'custodian');
+  // wendy, an auditor, is the ceremony's witness later (neither the administrator nor a share holder).
+  for (const [name, role] of [['carol', 'custodian'], ['dave', 'custodian'], ['wendy', 'auditor']]) {
+    await step(`add ${role} ${name} (olivia's PIN and touch) and enrol ${name}'s demo key`, async () => {
+      await addCustodian(name, role);
       await enterPin('olivia');
       await touchSeen();
       await shown(`[data-testid="custodian-card-${name}"]`, 20000);
@@ -466,6 +476,152 @@ async function custodyPhase() {
     await waitText('#verify-result', 'Chain intact');
     await browser.execute((id) => document.querySelector(`[data-testid="${id}"]`)?.scrollIntoView({ block: 'center' }), destroy.id);
     await snap('audit-approval.png');
+  });
+
+  await ceremonyPhase();
+}
+
+/** The words of the share on screen, in order. */
+async function shownWords() {
+  await shown('#share-words');
+  const words = await browser.execute(() => [...document.querySelectorAll('#share-words li')].map((li) => li.getAttribute('data-word') ?? li.innerText));
+  return words.map((w) => w.trim().split(/\s+/).pop());
+}
+
+// ---- quorum ceremony (continues the custody phase: olivia officer; carol, dave custodians; wendy auditor)
+
+async function ceremonyPhase() {
+  const words = {};
+
+  await step('ceremonies screen: no escrow yet; the wizard shows the script for 2-of-2 (carol screen, dave card, witness wendy)', async () => {
+    await actAs('olivia');
+    await click('#nav-ceremonies');
+    await shown('#no-escrow');
+    await click('#new-escrow');
+    await click('[data-testid="holder-check-carol"]');
+    await click('[data-testid="holder-check-dave"]');
+    await (await shown('[data-testid="holder-medium-carol"]')).selectByAttribute('value', 'screen');
+    await (await shown('[data-testid="holder-medium-dave"]')).selectByAttribute('value', 'card');
+    await (await shown('#escrow-witness')).selectByAttribute('value', 'wendy');
+    await fill('#escrow-threshold', '2');
+    const script = await browser.execute(() => [...document.querySelectorAll('#escrow-script li')].map((li) => li.innerText));
+    assertEq(script.length, 6, `script steps (open, witness, split, 2 hand-outs, close): ${script.join(' | ')}`);
+    assert(/olivia/.test(script[0]) && /wendy/.test(script[1]) && /carol/.test(script[3]) && /dave/.test(script[4]) && /wendy/.test(script[5]), `script order: ${script.join(' | ')}`);
+    await snap('ceremony-setup.png');
+  });
+
+  await step('run the escrow: olivia, wendy, carol, dave and wendy again each enter their PIN (and touch), in script order', async () => {
+    await click('#escrow-run');
+    // A demo key approves at once and the next person's PIN dialog follows straight away, so the
+    // brief touch prompts are not waited for here; the transcript's UP flags below show each touch.
+    for (const who of ['olivia', 'wendy', 'carol', 'dave', 'wendy']) {
+      if (who === 'dave') {
+        // While dave's dialog waits, the screen lists the steps so far, the last one his.
+        await shown('#pin-dialog', 20000);
+        const progress = await browser.execute(() => [...document.querySelectorAll('#escrow-progress li')].map((li) => li.innerText));
+        assert(progress.length === 4 && /dave receives share #2/.test(progress[3]), `script progress shown: ${progress.join(' | ')}`);
+      }
+      await enterPin(who);
+    }
+    await shown('#handout', 30000);
+    await deviceDialogGone("wendy's touch prompt never cleared");
+    await waitText('[data-testid="handout-status-1"]', 'not confirmed');
+  });
+
+  await step("carol's share: shown only on request (words + QR), a wrong word typed back is named, the right words confirm it", async () => {
+    await click('[data-testid="reveal-1"]');
+    await shown('#share-qr svg');
+    words.carol = await shownWords();
+    assertEq(words.carol.length, 34, 'share words');
+    await snap('ceremony-share.png');
+    const typo = [...words.carol];
+    typo[4] = typo[4] === 'abandon' ? 'ability' : 'abandon';
+    await fill('#confirm-words', typo.join(' '));
+    await click('#confirm-submit');
+    await waitText('#confirm-error', 'word 5');
+    await fill('#confirm-words', words.carol.join(' '));
+    await click('#confirm-submit');
+    await waitText('[data-testid="handout-status-1"]', 'confirmed');
+    assert(!(await (await $('#share-words')).isExisting()), 'the words stay on screen after confirming');
+  });
+
+  await step("dave's share card: print preview with QR, words, M-of-N, custody log and bag serial field", async () => {
+    await click('[data-testid="card-2"]');
+    const card = await text('#share-card');
+    assert(card.includes('dave') && /2 of 2/.test(card), `card header: ${card.slice(0, 200)}`);
+    assert(/bag serial/i.test(card) && /custody log/i.test(card), 'card has the bag serial field and custody log');
+    await shown('#share-card svg');
+    words.dave = await browser.execute(() => [...document.querySelectorAll('#share-card li')].map((li) => (li.getAttribute('data-word') ?? li.innerText).trim().split(/\s+/).pop()));
+    assertEq(words.dave.length, 34, "dave's card words");
+    await snap('ceremony-card.png');
+    await click('#card-close');
+    assert(!(await (await $('#share-card')).isExisting()), 'the card stays open');
+  });
+
+  await step('finish the hand-out: the witness records the bag serial and a note with a touch; the transcript shows every step; export it', async () => {
+    // The witness types the card's bag serial and a note, then touches to record the hand-out.
+    await fill('[data-testid="bag-serial-2"]', 'TEB-0042');
+    await fill('#handout-note', 'none: the script was followed');
+    await click('#handout-finish');
+    await enterPin('wendy');
+    await shown('#transcript', 20000);
+    await deviceDialogGone("wendy's touch prompt never cleared");
+    const rows = await browser.execute(() => [...document.querySelectorAll('#transcript tbody tr')].map((tr) => tr.innerText));
+    assertEq(rows.length, 7, `transcript steps: ${rows.join(' | ')}`);
+    assert(rows[0].includes('olivia') && rows[0].includes('open'), `first step: ${rows[0]}`);
+    assert(rows.filter((r) => /UP/.test(r)).length === 6, `six steps with a touch: ${rows.join(' | ')}`);
+    assert(/wendy/.test(rows[6]) && /TEB-0042/.test(rows[6]) && /script was followed/.test(rows[6]), `the hand-out record: ${rows[6]}`);
+    await click('#transcript-export');
+    await waitText('#transcript-exported', '.json');
+    assert(/^[0-9a-f]{64}$/.test(await text('#transcript-head')), 'the transcript head hash is shown');
+    await snap('ceremony-transcript.png', { top: true });
+  });
+
+  await step("drill: carol's share checked alone, marked verified; dave's still never drilled", async () => {
+    await click('#nav-ceremonies');
+    await waitText('[data-testid="share-status-1"]', 'never');
+    await click('#drill-open');
+    await fill('#drill-words', words.carol.join(' '));
+    await click('#drill-submit');
+    await waitText('#drill-result', 'verified');
+    await click('#nav-ceremonies');
+    await waitText('[data-testid="share-status-1"]', 'verified');
+    await waitText('[data-testid="share-status-2"]', 'never');
+    await snap('ceremony-status.png');
+  });
+
+  await step('lock; recover from the unlock screen: each share checked on entry, a duplicate refused, a new passphrase, each holder confirms with their key', async () => {
+    await click('#lock-button');
+    await shown('#unlock');
+    await click('#recover-open');
+    await fill('#recover-share-input', words.carol.join(' '));
+    await click('#recover-share-add');
+    await shown('[data-testid="recover-share-1"]');
+    await waitText('#recover-needed', '1 of 2');
+    await fill('#recover-share-input', words.carol.join(' '));
+    await click('#recover-share-add');
+    await shown('#recover-share-error');
+    assert(!(await (await byTest('recover-share-2')).isExisting()), 'a duplicate share was accepted');
+    const typo = [...words.dave];
+    typo[9] = typo[9] === 'abandon' ? 'ability' : 'abandon';
+    await fill('#recover-share-input', typo.join(' '));
+    await click('#recover-share-add');
+    await waitText('#recover-share-error', 'word 10');
+    await fill('#recover-share-input', words.dave.join(' '));
+    await click('#recover-share-add');
+    await waitText('#recover-needed', '2 of 2');
+    await fill('#recover-passphrase', RECOVERED);
+    await fill('#recover-confirm', RECOVERED);
+    await snap('ceremony-recover.png');
+    await click('#recover-submit');
+    // Each share's holder confirms with their own key before anything changes.
+    await enterPin('carol');
+    await enterPin('dave');
+    await shown('#nav-keys', 60000);
+    await deviceDialogGone("dave's touch prompt never cleared");
+    await click('#nav-audit');
+    await waitText('#audit-table', 'ceremony.recover', 20000);
+    await waitText('#audit-table', 'share #2 by dave', 20000);
   });
 }
 
