@@ -510,7 +510,16 @@ mod tests {
                 .contains("share #2 does not match its commitment"),
             "{e}"
         );
-        let (_, other) = split(&secret(), 2, 3, [2; 8]).unwrap();
+        // A share of the same ceremony id but another secret fails its commitment; one of another
+        // ceremony is named as such.
+        let (_, forged) = split(&secret(), 2, 3, [2; 8]).unwrap();
+        let e = combine(&set, &[shares[0].clone(), forged[2].clone()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("share #3 does not match its commitment"),
+            "{e}"
+        );
+        let (_, other) = split(&secret(), 2, 3, [3; 8]).unwrap();
         let e = combine(&set, &[shares[0].clone(), other[2].clone()]).unwrap_err();
         assert!(
             e.to_string()
