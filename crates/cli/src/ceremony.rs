@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use custos_core::escrow::{self, EscrowPlan, HandOut, Medium, Room, Transcript};
 use custos_core::hardware::{DeviceIdentity, Fido2Client};
+use custos_core::scan;
 use custos_core::sharefile::{self, FileLock};
 use custos_core::sharing::Share;
 use custos_core::{Error, Passphrase, Result, Vault};
@@ -90,6 +91,9 @@ pub struct ShareArgs {
     /// One share as its words (repeat for each share)
     #[arg(long = "share-words")]
     words: Vec<String>,
+    /// A picture (PNG or JPEG) of a share's QR code, e.g. a scan of its card (repeat for each)
+    #[arg(long = "share-qr")]
+    images: Vec<PathBuf>,
     /// A share file (repeat for each): one locked to a YubiKey asks for that YubiKey's PIV PIN and
     /// a touch (with --demo: the custodians' demo PIV keys)
     #[arg(long = "share-file")]
@@ -374,10 +378,11 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             Ok(())
         }
         CeremonyCmd::Drill { shares } => {
-            let given = shares.words.len() + shares.files.len();
+            let given = shares.words.len() + shares.files.len() + shares.images.len();
             if given > 1 {
                 return Err(Failure::Usage(
-                    "a drill checks one share: give one --share-words or one --share-file".into(),
+                    "a drill checks one share: give one --share-words, --share-qr or --share-file"
+                        .into(),
                 ));
             }
             let share = if given == 1 {
@@ -490,9 +495,9 @@ fn hex_to_32(s: &str) -> Option<[u8; 32]> {
 
 /// Each share is read and checked on its own; a bad one is named by its position on the command line.
 fn read_shares(cli: &Cli, given: &ShareArgs) -> CliResult<Vec<Share>> {
-    if given.words.is_empty() && given.files.is_empty() {
+    if given.words.is_empty() && given.files.is_empty() && given.images.is_empty() {
         return Err(Failure::Usage(
-            "no share given: use --share-words \"…\" or --share-file FILE, once per share".into(),
+            "no share given: use --share-words \"…\", --share-qr IMAGE or --share-file FILE, once per share".into(),
         ));
     }
     let named = |what: String, e: Error| match e {
@@ -508,6 +513,12 @@ fn read_shares(cli: &Cli, given: &ShareArgs) -> CliResult<Vec<Share>> {
             Share::from_words(w)
                 .map_err(|e| named(format!("share {} on the command line", i + 1), e))?,
         );
+    }
+    for image in &given.images {
+        let what = format!("share picture {}", image.display());
+        let bytes = std::fs::read(image)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", image.display())))?;
+        shares.push(scan::share_from_image(&bytes).map_err(|e| named(what, e))?);
     }
     let mut passphrases = given.passphrases.iter();
     for f in &given.files {

@@ -19,6 +19,7 @@ mod keys;
 mod pivfactor;
 pub mod policy;
 mod presence;
+pub mod scan;
 mod seal;
 mod secret;
 pub mod sharefile;

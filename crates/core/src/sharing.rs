@@ -166,17 +166,65 @@ impl Share {
         }
         let bytes = from_symbols(&code[..DATA_WORDS])
             .ok_or_else(|| Error::BadShare("the words do not encode a share".into()))?;
-        let share = Share::from_bytes(&bytes);
+        Share::checked(Share::from_bytes(&bytes), "the words")
+    }
+
+    /// A share whose index, threshold and total make sense; `what` names where it came from.
+    fn checked(share: Share, what: &str) -> Result<Share> {
         if share.index == 0
             || share.index > share.total
             || share.threshold < 2
             || share.threshold > share.total
         {
-            return Err(Error::BadShare(
-                "the words do not encode a valid share".into(),
-            ));
+            return Err(Error::BadShare(format!(
+                "{what} do not encode a valid share"
+            )));
         }
         Ok(share)
+    }
+
+    /// Read a share from its QR text (uppercase RFC 4648 base32 without padding, as
+    /// [`Share::qr_text`] writes it).
+    pub fn from_qr_text(text: &str) -> Result<Share> {
+        let text = text.trim();
+        if text.len() != (SHARE_LEN * 8).div_ceil(5) {
+            return Err(Error::BadShare(
+                "the QR code does not hold a Custos share (wrong length)".into(),
+            ));
+        }
+        let mut bytes = Zeroizing::new([0u8; SHARE_LEN]);
+        let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
+        for c in text.chars() {
+            let v = match c {
+                'A'..='Z' => c as u32 - 'A' as u32,
+                'a'..='z' => c as u32 - 'a' as u32,
+                '2'..='7' => c as u32 - '2' as u32 + 26,
+                _ => {
+                    return Err(Error::BadShare(
+                        "the QR code does not hold a Custos share (not base32)".into(),
+                    ))
+                }
+            };
+            acc = (acc << 5) | v;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                if n == SHARE_LEN {
+                    return Err(Error::BadShare(
+                        "the QR code does not hold a Custos share (too long)".into(),
+                    ));
+                }
+                bytes[n] = (acc >> bits) as u8;
+                n += 1;
+            }
+            acc &= (1 << bits) - 1;
+        }
+        if n != SHARE_LEN || acc != 0 {
+            return Err(Error::BadShare(
+                "the QR code does not hold a Custos share (wrong length)".into(),
+            ));
+        }
+        Share::checked(Share::from_bytes(&bytes), "the QR code's contents")
     }
 }
 
@@ -552,6 +600,26 @@ mod tests {
                 assert!(e.contains(&format!("word {} is wrong", pos + 1)), "{e}");
                 assert!(e.contains(original), "{e}");
             }
+        }
+    }
+
+    #[test]
+    fn qr_text_round_trips_and_other_text_is_refused() {
+        let (_, shares) = split(&secret(), 2, 3, [6; 8]).unwrap();
+        for s in &shares {
+            assert_eq!(&Share::from_qr_text(&s.qr_text()).unwrap(), s);
+            assert_eq!(
+                &Share::from_qr_text(&s.qr_text().to_lowercase()).unwrap(),
+                s
+            );
+        }
+        let t = shares[0].qr_text();
+        for bad in [&t[1..], &format!("{t}A"), "https://example.com/", ""] {
+            let e = Share::from_qr_text(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("does not hold a Custos share"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -864,3 +864,122 @@ fn recover_with(env: &Env, pin: &str, args: &[&str]) -> Run {
     a.extend_from_slice(&["--new-passphrase-file", &f]);
     run_full(env, "", pin, &a, DEADLINE)
 }
+
+/// A picture of `text` as a QR code, as a scanner would save it: PNG, or JPEG (lossy).
+fn qr_picture(env: &Env, name: &str, text: &str) -> PathBuf {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .expect("qr");
+    let img = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(400, 400)
+        .build();
+    let path = env.path(name);
+    img.save(&path).expect("save picture");
+    path
+}
+
+#[test]
+fn shares_read_from_pictures_of_their_qr_codes_recover_and_a_bad_picture_is_named() {
+    let env = ceremony_team();
+    let dir = env.path("out");
+    std::fs::create_dir_all(&dir).expect("out");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let v = as_(
+        &env,
+        "olivia",
+        &[
+            "ceremony",
+            "escrow",
+            "--threshold",
+            "3",
+            "--custodian",
+            "bob",
+            "--custodian",
+            "carol",
+            "--custodian",
+            "erin",
+            "--witness",
+            "wendy",
+            "--out-dir",
+            &dir_s,
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let shares = as_array(field(&v, "shares"));
+    let qr = |i: usize| str_field(&shares[i], "qr_text").to_string();
+    let words = |i: usize| str_field(&shares[i], "words").to_string();
+    let bob = qr_picture(&env, "bob.png", &qr(0));
+    let carol = qr_picture(&env, "carol.jpg", &qr(1));
+
+    // A drill from a picture.
+    let r = json_of(
+        &env,
+        &["ceremony", "drill", "--share-qr", &bob.to_string_lossy()],
+    );
+    assert_eq!(r["custodian"], "bob", "{r}");
+
+    // Pictures that hold no share: each named.
+    let blank = env.path("blank.png");
+    image::GrayImage::from_pixel(300, 300, image::Luma([255]))
+        .save(&blank)
+        .expect("blank");
+    let url = qr_picture(&env, "url.png", "https://example.com/not-a-share");
+    let not_image = env.write("notes.png", b"these are not pixels");
+    for (pic, fragment) in [
+        (&blank, "no qr code found"),
+        (&url, "does not hold a custos share"),
+        (&not_image, "cannot be read"),
+    ] {
+        let f = env.write("p.txt", b"from pictures\n");
+        let err = run_full(
+            &env,
+            "",
+            PIN,
+            &[
+                "ceremony",
+                "recover",
+                "--share-qr",
+                &bob.to_string_lossy(),
+                "--share-qr",
+                &pic.to_string_lossy(),
+                "--share-words",
+                &words(2),
+                "--new-passphrase-file",
+                &f.to_string_lossy(),
+            ],
+            DEADLINE,
+        )
+        .err();
+        assert!(
+            err.contains(&pic.to_string_lossy().to_lowercase()),
+            "names the picture: {err}"
+        );
+        assert!(err.contains(fragment), "{fragment}: {err}");
+    }
+    assert!(opens_with(&env, &env.pass));
+
+    // bob's PNG, carol's JPEG and erin's words.
+    let f = env.write("p.txt", b"from pictures\n");
+    run_full(
+        &env,
+        "",
+        PIN,
+        &[
+            "ceremony",
+            "recover",
+            "--share-qr",
+            &bob.to_string_lossy(),
+            "--share-qr",
+            &carol.to_string_lossy(),
+            "--share-words",
+            &words(2),
+            "--new-passphrase-file",
+            &f.to_string_lossy(),
+        ],
+        DEADLINE,
+    )
+    .ok();
+    assert!(opens_with(&env, "from pictures"));
+}
