@@ -32,6 +32,8 @@ const BANNER = 'TEST VAULT — insecure key derivation, not for real keys';
 const DEMO_BANNER = 'DEMO — software keys, not hardware';
 // Custody phase: an officer and two custodians, each with a demo FIDO2 key and its own PIN.
 const PINS = { olivia: '2468', carol: '1357', dave: '8642', wendy: '9753' };
+// dave's demo YubiKey PIV key (a PIV PIN has 6 to 8 characters).
+const DAVE_PIV_PIN = '86421357';
 // Ceremony: the new passphrase set by recovery from carol's and dave's shares.
 const RECOVERED = 'lighthouse quarry nineteen saffron kettle';
 const SECRET_KEY = 'payroll-archive';
@@ -265,14 +267,14 @@ async function demoBannerShown() {
 }
 
 /** The PIN dialog opens for `who` (optionally a new key: PIN asked twice); type the PIN, submit. */
-async function enterPin(who, { purpose = 'enter', shot = null } = {}) {
+async function enterPin(who, { purpose = 'enter', shot = null, pin = PINS[who] } = {}) {
   const dialog = await shown('#pin-dialog', 20000);
   const id = await dialog.getAttribute('data-request-id');
   assertEq(await dialog.getAttribute('data-purpose'), purpose, `PIN dialog purpose for ${who}`);
   const title = await text('#pin-title');
   if (purpose === 'enter') assert(title.includes(who), `PIN dialog is not for ${who}: ${title}`);
-  await fill('#pin-input', PINS[who]);
-  if (purpose === 'new') await fill('#pin-confirm', PINS[who]);
+  await fill('#pin-input', pin);
+  if (purpose === 'new') await fill('#pin-confirm', pin);
   if (shot) await snap(shot);
   await click('#pin-submit');
   // Closed, or already showing the next request (another key of the same operation).
@@ -372,6 +374,19 @@ async function custodyPhase() {
       assert((await text(`[data-testid="auth-credential-${name}-0"]`)).length >= 16, `${name}'s credential id`);
     });
   }
+
+  await step("enrol a demo YubiKey PIV key for dave in slot 82: dave chooses its PIV PIN in the dialog (6-8 characters), olivia touches", async () => {
+    await click('[data-testid="enrol-button-dave"]');
+    await click('#enrol-kind-piv');
+    await fill('#enrol-slot', '82');
+    await click('#enrol-submit');
+    await enterPin('dave', { purpose: 'new', pin: DAVE_PIV_PIN });
+    await enterPin('olivia');
+    await deviceDialogGone("olivia's touch prompt never cleared");
+    await waitText('#custodians-message', 'PIV', 20000);
+    await waitText('[data-testid="auth-row-dave-1"]', 'enrolled');
+    assert(/slot\s+82/.test(await text('[data-testid="auth-card-dave-1"]')), 'the PIV slot is shown');
+  });
 
   await step('custodians screen lists roles and keys (screenshot)', async () => {
     await waitText('[data-testid="custodian-roles-olivia"]', 'officer');
