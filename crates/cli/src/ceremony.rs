@@ -565,6 +565,8 @@ fn read_share_file<'a>(
                     .and_then(|s| s.parse().ok());
                 devices::piv_for(&vault, "", false, serial, false)?
             };
+            // The card must hold the key before anyone types a PIN.
+            sharefile::piv_slot_for(card.as_mut(), &tags)?;
             let pin = devices::pin(&format!(
                 "YubiKey PIV {} (share file {})",
                 card.serial(),
