@@ -652,6 +652,73 @@ impl Ctap2Key<SoftCtap2Device> {
     }
 }
 
+/// How long the person has to touch one of several keys.
+const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Several keys: ask for a touch on all of them (CTAP 2.1 authenticatorSelection); the first
+/// touched is the one, the others are told to stop waiting. Used by [`open_usb`] when several keys
+/// are plugged in (never run on hardware); tested with twins.
+pub fn select_key<T: Token + Send + 'static>(tokens: Vec<T>, prompt: Arc<dyn Prompt>) -> Result<T> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    let runtime = Runtime::new()?;
+    let links: Vec<Arc<Link<T>>> = tokens.into_iter().map(|t| Arc::new(Link::new(t))).collect();
+    let worker_links = links.clone();
+    let worker_prompt = prompt.clone();
+    let chosen = on_worker(
+        runtime.handle()?,
+        SELECTION_TIMEOUT + OPEN_TIMEOUT,
+        move || {
+            let ui = PromptUi::new(
+                worker_prompt,
+                "the FIDO2 key you want to use (several are plugged in)",
+            );
+            futures::executor::block_on(async {
+                let mut authenticators = Vec::new();
+                for (i, link) in worker_links.iter().enumerate() {
+                    if let Some(a) =
+                        CtapAuthenticator::new(Shared { link: link.clone() }, &ui).await
+                    {
+                        authenticators.push((i, a));
+                    }
+                }
+                let mut tasks: FuturesUnordered<_> = authenticators
+                    .iter_mut()
+                    .map(|(i, a)| async move { a.selection().await.map(|()| *i) })
+                    .collect();
+                let first = tokio::time::timeout(SELECTION_TIMEOUT, async {
+                    while let Some(r) = tasks.next().await {
+                        if let Ok(i) = r {
+                            return Some(i);
+                        }
+                    }
+                    None
+                })
+                .await
+                .ok()
+                .flatten();
+                drop(tasks);
+                // Stop the other keys blinking.
+                for (i, link) in worker_links.iter().enumerate() {
+                    if Some(i) != first {
+                        let _ = link.token.lock().await.cancel().await;
+                    }
+                }
+                first
+            })
+        },
+    )?;
+    prompt.done();
+    let index = match chosen {
+        Outcome::Done(Some(i)) => i,
+        Outcome::Done(None) | Outcome::TimedOut => return Err(Error::NoTouch),
+        Outcome::Crashed => return Err(crashed_error()),
+    };
+    let link = links.into_iter().nth(index).ok_or(Error::NoTouch)?;
+    let link = Arc::try_unwrap(link).map_err(|_| stuck_error())?;
+    Ok(link.token.into_inner())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real keys over USB.
 
@@ -661,14 +728,11 @@ pub use usb::open_usb;
 #[cfg(feature = "usb")]
 mod usb {
     use super::*;
-    use futures::stream::{FuturesUnordered, StreamExt};
     use webauthn_authenticator_rs::transport::Transport;
     use webauthn_authenticator_rs::usb::{USBToken, USBTransport};
 
     /// How long listing the USB FIDO devices may take.
     const ENUMERATE_TIMEOUT: Duration = Duration::from_secs(5);
-    /// How long the person has to touch one of several keys.
-    const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
     /// Opens the FIDO2 key plugged in over USB. With none, [`Error::NoDevice`]`("FIDO2 key")` at once
     /// (hidraw devices that cannot be opened, e.g. for lack of udev rules, are not seen either).
@@ -676,7 +740,7 @@ mod usb {
     ///
     /// Not yet run against a real key: this machine has no USB. The single-key path is the crate's
     /// own USB transport under the same client code the twin tests exercise; the several-keys path
-    /// has never run. See docs/hardware-checklist.md.
+    /// ([`select_key`]) runs against twins in the tests, never over USB. See docs/hardware-checklist.md.
     pub fn open_usb(prompt: Arc<dyn Prompt>) -> Result<Ctap2Key<USBToken>> {
         let runtime = Runtime::new()?;
         let handle = runtime.handle()?;
@@ -714,72 +778,10 @@ mod usb {
                 Ctap2Key::open(token, prompt, Origin::Usb)
             }
             _ => {
-                let token = select(tokens, prompt.clone())?;
+                let token = select_key(tokens, prompt.clone())?;
                 Ctap2Key::open(token, prompt, Origin::Usb)
             }
         }
-    }
-
-    /// Several keys: ask for a touch on all of them; the first touched is the one. Never run on
-    /// hardware (see [`open_usb`]).
-    fn select(tokens: Vec<USBToken>, prompt: Arc<dyn Prompt>) -> Result<USBToken> {
-        let runtime = Runtime::new()?;
-        let links: Vec<Arc<Link<USBToken>>> =
-            tokens.into_iter().map(|t| Arc::new(Link::new(t))).collect();
-        let worker_links = links.clone();
-        let worker_prompt = prompt.clone();
-        let chosen = on_worker(
-            runtime.handle()?,
-            SELECTION_TIMEOUT + OPEN_TIMEOUT,
-            move || {
-                let ui = PromptUi::new(
-                    worker_prompt,
-                    "the FIDO2 key you want to use (several are plugged in)",
-                );
-                futures::executor::block_on(async {
-                    let mut authenticators = Vec::new();
-                    for (i, link) in worker_links.iter().enumerate() {
-                        if let Some(a) =
-                            CtapAuthenticator::new(Shared { link: link.clone() }, &ui).await
-                        {
-                            authenticators.push((i, a));
-                        }
-                    }
-                    let mut tasks: FuturesUnordered<_> = authenticators
-                        .iter_mut()
-                        .map(|(i, a)| async move { a.selection().await.map(|()| *i) })
-                        .collect();
-                    let first = tokio::time::timeout(SELECTION_TIMEOUT, async {
-                        while let Some(r) = tasks.next().await {
-                            if let Ok(i) = r {
-                                return Some(i);
-                            }
-                        }
-                        None
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    drop(tasks);
-                    // Stop the other keys blinking.
-                    for (i, link) in worker_links.iter().enumerate() {
-                        if Some(i) != first {
-                            let _ = link.token.lock().await.cancel().await;
-                        }
-                    }
-                    first
-                })
-            },
-        )?;
-        prompt.done();
-        let index = match chosen {
-            Outcome::Done(Some(i)) => i,
-            Outcome::Done(None) | Outcome::TimedOut => return Err(Error::NoTouch),
-            Outcome::Crashed => return Err(crashed_error()),
-        };
-        let link = links.into_iter().nth(index).ok_or(Error::NoTouch)?;
-        let link = Arc::try_unwrap(link).map_err(|_| stuck_error())?;
-        Ok(link.token.into_inner())
     }
 }
 

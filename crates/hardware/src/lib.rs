@@ -24,7 +24,7 @@ mod prompt;
 
 #[cfg(feature = "usb")]
 pub use fido2::open_usb;
-pub use fido2::{create_demo_key, open_demo, Ctap2Key};
+pub use fido2::{create_demo_key, open_demo, select_key, Ctap2Key};
 #[cfg(feature = "piv")]
 pub use piv::YubiKeyPiv;
 pub use piv::{create_demo_piv, open_demo_piv, DemoPiv};

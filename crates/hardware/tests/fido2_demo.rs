@@ -313,3 +313,47 @@ fn an_assertion_from_another_key_is_reported_as_such() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn with_several_keys_the_one_touched_is_chosen_and_none_touched_is_no_touch() {
+    let refuses = |_| {
+        SoftCtap2Device::new(Config {
+            presence: Presence::Deny,
+            ..Config::with_pin(PIN)
+        })
+    };
+    let touched = SoftCtap2Device::new(Config::with_pin(PIN));
+    let (a, b) = (refuses(0), refuses(1));
+    let prompt = ScriptedPrompt::with_pin(PIN);
+    let chosen = custos_hardware::select_key(
+        // The touched key last: the others' refusals do not end the selection.
+        vec![a.clone(), b.clone(), touched.clone()],
+        prompt.clone(),
+    )
+    .expect("the touched key");
+    assert_eq!(chosen.touch_requests(), 1);
+    assert_eq!(
+        touched.touch_requests(),
+        1,
+        "the one returned is the touched one"
+    );
+    assert_eq!(
+        a.touch_requests() + b.touch_requests(),
+        2,
+        "every key was asked"
+    );
+    assert!(prompt.touches() >= 1, "the person was asked to touch one");
+    assert_eq!(prompt.dones(), 1);
+    assert_eq!(prompt.pins(), 0, "selection needs no PIN");
+    // The chosen key works as any other.
+    let rp = Rp::new();
+    let mut key = Ctap2Key::from_twin(chosen, prompt.clone()).expect("open");
+    enrol(&mut key, &rp);
+
+    let started = Instant::now();
+    match custos_hardware::select_key(vec![refuses(2), refuses(3)], prompt.clone()) {
+        Err(Error::NoTouch) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
