@@ -811,22 +811,25 @@ impl Vault {
                 "the hand-out of ceremony {ceremony} is already recorded in its transcript"
             )));
         }
-        let records: Vec<HandOutRecord> = r
+        let mut records: Vec<HandOutRecord> = r
             .holders
             .iter()
             .enumerate()
             .map(|(i, h)| {
                 let index = i as u8 + 1;
+                let medium = r.media.get(i).copied().unwrap_or(Medium::Screen);
+                // Typed back in the window's hand-out, or checked by its holder in a drill since
+                // the escrow (the CLI's way: `ceremony drill --share-words`).
+                let drilled = r.drills.get(&index).is_some_and(|t| *t >= r.created);
                 HandOutRecord {
                     custodian: h.clone(),
                     index,
-                    medium: r.media.get(i).copied().unwrap_or(Medium::Screen),
-                    confirmed: confirmed.contains(&index),
+                    medium,
+                    confirmed: confirmed.contains(&index) || (medium == Medium::Screen && drilled),
                     bag_serial: None,
                 }
             })
             .collect();
-        let mut records = records;
         for (index, serial) in bag_serials {
             let serial = serial.trim();
             let rec = records

@@ -414,6 +414,9 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
         ),
         "zed holds no share",
     );
+    // In the CLI a screen holder proves they wrote their words down by typing them back in a drill.
+    let r = json_of(&env, &["ceremony", "drill", "--share-words", &e.words[0].1]);
+    assert_eq!(r["custodian"], "bob", "{r}");
     let r = handout(&[
         "--bag-serial",
         "dave=TEB-0042",
@@ -449,7 +452,11 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
         d.contains("share #3 (dave) on a printed card, sealed in bag TEB-0042"),
         "{d}"
     );
-    assert!(d.contains("share #1 (bob) NOT confirmed"), "{d}");
+    assert!(
+        d.contains("share #1 (bob) confirmed: the words were typed back"),
+        "{d}"
+    );
+    assert!(d.contains("share #2 (carol) NOT confirmed"), "{d}");
     assert!(d.contains("deviations: frank arrived after step 4"), "{d}");
 
     // Verification needs no vault and no passphrase.
