@@ -57,9 +57,14 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# The Rust suites run once, with the private pcscd + vpcd up (see test-piv), so that the virtual PIV
+# card tests run in the same build as everything else (a `-p` build would rebuild with other features).
 test: setup-test build lint
-	$(CARGO) test --workspace --no-fail-fast
-	$(MAKE) --no-print-directory test-piv
+	bash scripts/pcscd-vpcd.sh start
+	set +e; source $(PIV_ENV); \
+	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
+	  CUSTOS_VPCD=1 $(CARGO) test --workspace --no-fail-fast; rc=$$?; \
+	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
 	$(NPM) --prefix ui test
 	$(NPM) --prefix ui run check
 	$(MAKE) --no-print-directory e2e-run

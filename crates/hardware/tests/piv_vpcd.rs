@@ -5,7 +5,7 @@
 //!
 //! Runs only with `CUSTOS_VPCD=1`, which `make test` / `make test-piv` set after
 //! `scripts/pcscd-vpcd.sh start`; otherwise every test prints why it skipped. The card tests share
-//! one virtual reader and are serialized (a static mutex; the Makefile also passes
+//! one virtual reader and are serialized by a static mutex (`make test-piv` also passes
 //! `--test-threads=1`). The reader is opened **by name** (`CUSTOS_VPCD_READER`, default
 //! "Virtual PCD 00 00"), so a real YubiKey plugged in is never touched.
 #![cfg(feature = "piv")]
