@@ -100,16 +100,32 @@ add_results() {
   fi
 }
 
+# A native crash of the window or WebKit, as glibc or the kernel reports it in the driver's log.
+CRASH_RE='free\(\): |double free|corrupted (unsorted|size|double-linked)|Segmentation fault|SIGSEGV|SIGABRT'
+
 # run_phase PHASE VAULT [VAR=VALUE ...]
 run_phase() {
   local phase=$1 vault=$2; shift 2
-  echo "== phase: $phase"
-  rm -f "$OUT/results-$phase.json"
-  if start_driver "$phase" "$vault" "$@"; then
-    timeout 300 node "$HERE/suite.mjs" --phase "$phase" --app "$APP" --vault "$vault" \
-      --passphrase "$PASSPHRASE" --screenshots "$SHOTS" --results "$OUT/results-$phase.json" --out "$OUT"
-  fi
-  stop_driver
+  local attempt
+  for attempt in 1 2; do
+    echo "== phase: $phase"
+    rm -f "$OUT/results-$phase.json"
+    if start_driver "$phase" "$vault" "$@"; then
+      timeout 300 node "$HERE/suite.mjs" --phase "$phase" --app "$APP" --vault "$vault" \
+        --passphrase "$PASSPHRASE" --screenshots "$SHOTS" --results "$OUT/results-$phase.json" --out "$OUT"
+    fi
+    stop_driver
+    # A failed step is a failure. Only a native crash of the window process (seen once in about a
+    # dozen runs, in WebKitGTK or the app; not understood yet) earns one more run, said loudly.
+    if [ "$attempt" = 1 ] && ! node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).failed>0?1:0)' "$OUT/results-$phase.json" 2>/dev/null \
+       && grep -Eq "$CRASH_RE" "$OUT/tauri-driver-$phase.log"; then
+      echo "WARNING: the window process crashed in phase $phase ($(grep -Em1 "$CRASH_RE" "$OUT/tauri-driver-$phase.log")); running the phase once more on a fresh vault"
+      cp "$OUT/tauri-driver-$phase.log" "$OUT/tauri-driver-$phase-crash.log"
+      [ "$phase" = idle ] || rm -rf "$vault" "$vault"-* "$vault".*
+      continue
+    fi
+    break
+  done
   add_results "$phase"
 }
 
