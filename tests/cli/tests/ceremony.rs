@@ -523,71 +523,28 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
 fn a_ceremony_with_a_bad_plan_is_refused_before_anyone_touches() {
     let env = ceremony_team();
     let before = as_array(&json_of(&env, &["audit", "list"])).len();
-    for (args, fragment) in [
-        (
-            vec![
-                "escrow",
-                "--threshold",
-                "1",
-                "--custodian",
-                "bob",
-                "--custodian",
-                "carol",
-            ],
-            "not allowed",
-        ),
-        (
-            vec![
-                "escrow",
-                "--threshold",
-                "3",
-                "--custodian",
-                "bob",
-                "--custodian",
-                "carol",
-            ],
-            "not allowed",
-        ),
-        (
-            vec![
-                "escrow",
-                "--threshold",
-                "2",
-                "--custodian",
-                "bob",
-                "--custodian",
-                "bob",
-            ],
-            "twice",
-        ),
-        (
-            vec![
-                "escrow",
-                "--threshold",
-                "2",
-                "--custodian",
-                "bob",
-                "--custodian",
-                "wendy",
-            ],
-            "witness",
-        ),
-        (
-            vec![
-                "escrow",
-                "--threshold",
-                "2",
-                "--custodian",
-                "bob",
-                "--custodian",
-                "carol:pigeon",
-            ],
-            "unknown medium",
-        ),
+    // Threshold, second holder (bob is the first), what the refusal names.
+    for (threshold, second, fragment) in [
+        ("1", "carol", "not allowed"),
+        ("3", "carol", "not allowed"),
+        ("2", "bob", "twice"),
+        ("2", "wendy", "witness"),
+        ("2", "carol:pigeon", "unknown medium"),
     ] {
-        let mut a = vec!["ceremony"];
-        a.extend(args);
-        a.extend_from_slice(&["--witness", "wendy", "--out-dir", "."]);
+        let a = [
+            "ceremony",
+            "escrow",
+            "--threshold",
+            threshold,
+            "--custodian",
+            "bob",
+            "--custodian",
+            second,
+            "--witness",
+            "wendy",
+            "--out-dir",
+            ".",
+        ];
         let err = refused(as_(&env, "olivia", &a), fragment);
         assert!(!err.contains("panicked"), "{err}");
     }
@@ -757,79 +714,41 @@ fn share_files_open_with_the_holders_yubikey_or_passphrase_and_recover() {
 
     // A wrong passphrase, a wrong PIN, a damaged file: each named, nothing changed.
     let wrong = env.write("wrong-pass.txt", b"not carol's passphrase\n");
-    let err = recover_with(
-        &env,
-        PIN,
-        &[
-            "--share-file",
-            &bob_file,
-            "--share-file",
-            &carol_file,
-            "--share-passphrase-file",
-            &wrong.to_string_lossy(),
-            "--share-words",
-            &erin,
-        ],
-    )
-    .err();
+    let wrong_s = wrong.to_string_lossy();
+    // bob's share file (or a stand-in), carol's file with a passphrase file, erin's words.
+    let with = |bob: &str, carol_pass: &str, pin: &str| {
+        recover_with(
+            &env,
+            pin,
+            &[
+                "--share-file",
+                bob,
+                "--share-file",
+                &carol_file,
+                "--share-passphrase-file",
+                carol_pass,
+                "--share-words",
+                &erin,
+            ],
+        )
+    };
+    let err = with(&bob_file, &wrong_s, PIN).err();
     assert!(
         err.contains(&carol_file.to_lowercase()) && err.contains("wrong passphrase"),
         "{err}"
     );
-    let err = recover_with(
-        &env,
-        "11112222",
-        &[
-            "--share-file",
-            &bob_file,
-            "--share-file",
-            &carol_file,
-            "--share-passphrase-file",
-            &pass_s,
-            "--share-words",
-            &erin,
-        ],
-    )
-    .err();
+    let err = with(&bob_file, &pass_s, "11112222").err();
     assert!(err.contains("wrong pin"), "{err}");
     let mut damaged = std::fs::read(&files[0].1).expect("bob's file");
     let at = damaged.len() / 2;
     damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
     let damaged = env.write("damaged.age", &damaged);
-    let err = recover_with(
-        &env,
-        PIN,
-        &[
-            "--share-file",
-            &damaged.to_string_lossy(),
-            "--share-file",
-            &carol_file,
-            "--share-passphrase-file",
-            &pass_s,
-            "--share-words",
-            &erin,
-        ],
-    )
-    .err();
+    let err = with(&damaged.to_string_lossy(), &pass_s, PIN).err();
     assert!(err.contains("damaged.age"), "names the file: {err}");
     assert!(opens_with(&env, &env.pass));
 
     // Bob's file, carol's file and erin's words recover the vault.
-    let r = recover_with(
-        &env,
-        PIN,
-        &[
-            "--share-file",
-            &bob_file,
-            "--share-file",
-            &carol_file,
-            "--share-passphrase-file",
-            &pass_s,
-            "--share-words",
-            &erin,
-        ],
-    )
-    .ok();
+    let r = with(&bob_file, &pass_s, PIN).ok();
     assert!(r.stdout().contains("recovered"), "{}", r.stdout());
     assert!(opens_with(&env, "recovered from files"));
 
