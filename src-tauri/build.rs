@@ -33,11 +33,15 @@ const COMMANDS: &[&str] = &[
     "run_escrow",
     "reveal_share",
     "confirm_share",
+    "write_share_file",
     "finish_handout",
+    "record_deviation",
     "drill_share",
     "ceremony_transcript",
     "export_transcript",
-    "check_recovery_share",
+    "present_share",
+    "withdraw_share",
+    "forget_presented_shares",
     "recover_vault",
 ];
 

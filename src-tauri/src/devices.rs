@@ -22,7 +22,7 @@ pub fn demo_dir(vault: &Path) -> PathBuf {
 }
 
 /// A custodian name becomes part of a file name: refuse what would leave the demo directory.
-fn file_safe(name: &str) -> Result<&str> {
+pub(crate) fn file_safe(name: &str) -> Result<&str> {
     let bad = name.is_empty()
         || name.starts_with('.')
         || name
@@ -248,6 +248,56 @@ impl<R: Runtime> Devices<R> {
             pin: Some(pin),
             created,
         })
+    }
+
+    /// The PIV card holding the key a share file is locked to (`tags`: the file's recipient tags),
+    /// and its PIN from the PIN dialog. Demo mode searches the demo PIV keys of this vault's
+    /// custodians; else the YubiKey on PC/SC. The card is checked to hold the key before anyone
+    /// types a PIN.
+    pub fn piv_for_share_file(&self, tags: &[[u8; 4]]) -> Result<(Box<dyn PivCard>, Pin)> {
+        let touch = |holder: Option<&str>| WindowPrompt::new(&self.app, holder, KeyKind::Piv);
+        let (mut card, holder, device): (Box<dyn PivCard>, Option<String>, String) = if self.demo {
+            let dir = demo_dir(&self.vault);
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| {
+                            e.file_name()
+                                .to_str()
+                                .and_then(|n| n.strip_suffix("-piv.json"))
+                                .map(str::to_owned)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            let mut found = None;
+            for name in names {
+                let mut card =
+                    custos_hardware::piv::open_demo_piv(&demo_piv_path(&self.vault, &name))?;
+                if custos_core::sharefile::piv_slot_for(&mut card, tags).is_ok() {
+                    found = Some((card, name));
+                    break;
+                }
+            }
+            let (mut card, name) = found.ok_or(Error::NoDevice(
+                "DEMO PIV key holding the key this share file is locked to",
+            ))?;
+            card.set_prompt(touch(Some(&name)).into_arc());
+            let device = format!("DEMO software PIV key of {name}");
+            (Box::new(card), Some(name), device)
+        } else {
+            let mut card = custos_hardware::piv::YubiKeyPiv::open(None)?;
+            card.set_prompt(touch(None).into_arc());
+            let device = format!("YubiKey PIV (serial {})", card.serial());
+            (Box::new(card), None, device)
+        };
+        custos_core::sharefile::piv_slot_for(card.as_mut(), tags)?;
+        let prompt = touch(holder.as_deref());
+        let pin = prompt.ask(&format!("{device} (share file)"), PinPurpose::Enter);
+        prompt.finish();
+        let pin = pin.ok_or(Error::PinRequired)?;
+        Ok((card, pin))
     }
 
     /// The YubiKey a PIV-bound vault needs to unlock, and its PIN (asked in the PIN dialog). Demo

@@ -60,11 +60,15 @@ pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, config: Config) -> ta
             commands::ceremonies::run_escrow,
             commands::ceremonies::reveal_share,
             commands::ceremonies::confirm_share,
+            commands::ceremonies::write_share_file,
             commands::ceremonies::finish_handout,
+            commands::ceremonies::record_deviation,
             commands::ceremonies::drill_share,
             commands::ceremonies::ceremony_transcript,
             commands::ceremonies::export_transcript,
-            commands::ceremonies::check_recovery_share,
+            commands::ceremonies::present_share,
+            commands::ceremonies::withdraw_share,
+            commands::ceremonies::forget_presented_shares,
             commands::ceremonies::recover_vault,
         ])
         .setup(|app| {

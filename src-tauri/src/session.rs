@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use custos_core::sharing::Share;
 use custos_core::Vault;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -43,6 +44,9 @@ pub struct Session {
     /// The shares of the ceremony that just ran, until the hand-out ends. Dropped (zeroized) with
     /// the vault when it locks.
     handout: Mutex<Option<Handout>>,
+    /// Recovery shares presented on the unlock screen and checked, until the recovery succeeds or
+    /// the person leaves the screen (zeroized on drop).
+    presented: Mutex<Vec<Share>>,
 }
 
 /// Held while a key operation runs; clears the busy flag when dropped (also on panic).
@@ -72,6 +76,7 @@ impl Session {
             creating: AtomicBool::new(false),
             device_busy: AtomicBool::new(false),
             handout: Mutex::new(None),
+            presented: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,6 +102,44 @@ impl Session {
     /// Forgets the hand-out (its shares are zeroized).
     pub fn take_handout(&self) {
         relock(&self.handout).take();
+    }
+
+    /// Keeps a recovery share that passed its checks. Refused when a share with the same index is
+    /// already presented (each share counts once), or one of another ceremony.
+    pub fn present(&self, share: Share) -> AppResult<()> {
+        let mut presented = relock(&self.presented);
+        if presented.iter().any(|s| s.index == share.index) {
+            return Err(custos_core::Error::BadShare(format!(
+                "share #{} is already entered: each share counts once",
+                share.index
+            ))
+            .into());
+        }
+        if let Some(first) = presented.first().filter(|s| s.ceremony != share.ceremony) {
+            return Err(custos_core::Error::BadShare(format!(
+                "share #{} comes from another ceremony than share #{} already entered",
+                share.index, first.index
+            ))
+            .into());
+        }
+        presented.push(share);
+        Ok(())
+    }
+
+    /// Takes back the presented share `index`; returns the indexes still presented.
+    pub fn withdraw(&self, index: u8) -> Vec<u8> {
+        let mut presented = relock(&self.presented);
+        presented.retain(|s| s.index != index);
+        presented.iter().map(|s| s.index).collect()
+    }
+
+    /// The presented shares (copies, zeroized on drop), in the order they came.
+    pub fn presented(&self) -> Vec<Share> {
+        relock(&self.presented).clone()
+    }
+
+    pub fn forget_presented(&self) {
+        relock(&self.presented).clear();
     }
 
     pub fn config(&self) -> &Config {
@@ -173,6 +216,7 @@ impl Session {
     /// Installs a freshly unlocked or created vault, locking any previous one.
     pub fn install(&self, vault: Vault) {
         self.take_handout();
+        self.forget_presented();
         let previous = relock(&self.vault).replace(vault);
         if let Some(old) = previous {
             old.lock();

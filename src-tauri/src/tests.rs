@@ -1,7 +1,7 @@
 //! The command layer driven through Tauri's real IPC path (mock runtime, the real capabilities/ACL),
 //! against a real custos-core vault in a temporary directory. No window, no display needed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -1216,7 +1216,15 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
 
     // Recovery on the unlock screen: shares checked on entry, then M of them and a new passphrase.
     h.ok("lock", json!({}));
-    let check = h.ok("check_recovery_share", json!({"words": words_of(&carol)}));
+    let typed = |w: String| json!({"source": {"kind": "words", "words": w}});
+    const NEW: &str = "orchard lantern seventeen cobalt whistle";
+    let pass = json!({"passphrase": NEW, "confirmation": NEW});
+    assert_eq!(
+        h.err_kind("recover_vault", pass.clone()),
+        "bad_share",
+        "no share presented"
+    );
+    let check = h.ok("present_share", typed(words_of(&carol)));
     assert_eq!(
         (
             check["index"].clone(),
@@ -1226,19 +1234,20 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         (json!(1), json!(2), json!(3))
     );
     assert_eq!(check["ceremony"], ceremony.as_str());
-    assert_eq!(
-        h.err_kind(
-            "check_recovery_share",
-            json!({"words": with_wrong_word(carol["words"].as_array().expect("w"), 2)})
-        ),
-        "bad_share"
-    );
-    const NEW: &str = "orchard lantern seventeen cobalt whistle";
-    let too_few = h
+    let wrong = h
         .call(
-            "recover_vault",
-            json!({"shares": [words_of(&carol)], "passphrase": NEW, "confirmation": NEW}),
+            "present_share",
+            typed(with_wrong_word(carol["words"].as_array().expect("w"), 2)),
         )
+        .expect_err("a wrong word");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the words entered") && m.contains("word 2")),
+        "{wrong}"
+    );
+    let too_few = h
+        .call("recover_vault", pass.clone())
         .expect_err("one share of two");
     assert!(
         too_few["message"]
@@ -1247,14 +1256,26 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         "{too_few}"
     );
     let dup = h
-        .call("recover_vault", json!({"shares": [words_of(&carol), words_of(&carol)], "passphrase": NEW, "confirmation": NEW}))
+        .call("present_share", typed(words_of(&carol)))
         .expect_err("a duplicate");
     assert!(
-        dup["message"].as_str().is_some_and(|m| m.contains("twice")),
+        dup["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share #1 is already entered")),
         "{dup}"
     );
+    // Taken back and presented again; the screen's leaving forgets them all.
+    assert_eq!(h.ok("withdraw_share", json!({"index": 1})), json!([]));
+    h.ok("present_share", typed(words_of(&erin)));
+    h.ok("forget_presented_shares", json!({}));
+    assert_eq!(h.err_kind("recover_vault", pass.clone()), "bad_share");
+    h.ok("present_share", typed(words_of(&carol)));
+    h.ok("present_share", typed(words_of(&erin)));
     assert_eq!(
-        h.err_kind("recover_vault", json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": "short", "confirmation": "short"})),
+        h.err_kind(
+            "recover_vault",
+            json!({"passphrase": "short", "confirmation": "short"})
+        ),
         "weak_passphrase"
     );
     assert_eq!(
@@ -1265,10 +1286,7 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     // Each share's holder confirms the recovery with their own key; a refused touch changes nothing.
     let before = person.pins().len();
     person.answer_next(Some("0000-wrong"));
-    assert_eq!(
-        h.err_kind("recover_vault", json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": NEW, "confirmation": NEW})),
-        "wrong_pin"
-    );
+    assert_eq!(h.err_kind("recover_vault", pass.clone()), "wrong_pin");
     person.answer_right();
     assert_eq!(
         h.err_kind("unlock", json!({"passphrase": NEW})),
@@ -1277,10 +1295,7 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     );
     let before_ok = person.pins().len();
     assert!(before_ok > before);
-    let info = h.ok(
-        "recover_vault",
-        json!({"shares": [words_of(&carol), words_of(&erin)], "passphrase": NEW, "confirmation": NEW}),
-    );
+    let info = h.ok("recover_vault", pass);
     let asked: Vec<Value> = person.pins()[before_ok..]
         .iter()
         .map(|p| p["custodian"].clone())
@@ -1301,4 +1316,251 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         "wrong_passphrase"
     );
     h.ok("unlock", json!({"passphrase": NEW}));
+}
+
+/// A picture of a share's QR text, as a scanner would save it (PNG).
+fn qr_png(text: &str) -> Vec<u8> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .expect("qr");
+    let img = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(300, 300)
+        .build();
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .expect("png");
+    png.into_inner()
+}
+
+#[test]
+fn share_files_pictures_and_deviation_notes_in_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_secs(20));
+    let person = person(&h);
+    h.create_test_vault();
+    h.three_custodians();
+    for (name, roles) in [("erin", &["custodian"][..]), ("wendy", &["auditor"][..])] {
+        assert!(h.add(name, roles)["done"].is_string());
+        assert!(h.enroll(name, "fido2")["done"].is_string());
+    }
+    let plan = json!({
+        "threshold": 2,
+        "holders": [
+            {"name": "carol", "medium": "passphrase-file"},
+            {"name": "dave", "medium": "file"},
+            {"name": "erin", "medium": "screen"},
+        ],
+        "witness": "wendy",
+    });
+    // A `file` share is encrypted to the holder's YubiKey PIV key: none enrolled yet.
+    let refused = h.call("run_escrow", plan.clone()).expect_err("no PIV key");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dave has no YubiKey PIV key enrolled")),
+        "{refused}"
+    );
+    assert!(h.enroll("dave", "piv")["done"].is_string());
+    let result = h.ok("run_escrow", plan);
+    let ceremony = result["ceremony"].as_str().expect("ceremony").to_owned();
+    let offered = result["share_dir"].as_str().expect("share_dir");
+    assert_eq!(offered, format!("{}.shares", vault.display()));
+    assert!(result["shares"]
+        .as_array()
+        .expect("shares")
+        .iter()
+        .all(|s| s["file"].is_null()));
+
+    // A file share is written, never shown.
+    assert_eq!(h.err_kind("reveal_share", json!({"index": 1})), "bad_share");
+    let out = dir.path().join("usb-stick");
+    let out_s = out.display().to_string();
+    let write = |index: u8, dir: &str, pass: Option<&str>| {
+        h.call(
+            "write_share_file",
+            json!({"index": index, "dir": dir, "passphrase": pass, "confirmation": pass}),
+        )
+    };
+    const CAROL: &str = "heron basalt midnight quarry lantern";
+    assert_eq!(
+        write(1, "relative/dir", Some(CAROL)).expect_err("relative")["kind"],
+        "bad_input"
+    );
+    assert_eq!(
+        write(1, &out_s, Some("carol")).expect_err("weak")["kind"],
+        "weak_passphrase"
+    );
+    assert_eq!(
+        write(3, &out_s, None).expect_err("screen share")["kind"],
+        "bad_share"
+    );
+    assert!(!out.exists(), "nothing written by refusals");
+    let carol_row = write(1, &out_s, Some(CAROL)).expect("carol's file");
+    let carol_file = PathBuf::from(carol_row["file"].as_str().expect("path"));
+    assert_eq!(
+        carol_file,
+        out.join(format!("{ceremony}-share-1-carol.age"))
+    );
+    let carol_bytes = std::fs::read(&carol_file).expect("written");
+    assert!(carol_bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+    assert_eq!(
+        write(1, &out_s, Some(CAROL)).expect_err("exists")["kind"],
+        "exists",
+        "an existing share file is never replaced"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&carol_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner reads a share file");
+    }
+
+    // Erin types hers back; dave's file is still unwritten, and finishing says so.
+    let erin = h.ok("reveal_share", json!({"index": 3}));
+    h.ok(
+        "confirm_share",
+        json!({"index": 3, "words": words_of(&erin)}),
+    );
+    let unwritten = h
+        .call(
+            "finish_handout",
+            json!({"force": false, "bag_serials": [], "note": null}),
+        )
+        .expect_err("dave's file");
+    assert!(
+        unwritten["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("#2 (dave)") && m.contains("not been written")),
+        "{unwritten}"
+    );
+    let dave_row = write(2, &out_s, None).expect("dave's file");
+    let dave_file = PathBuf::from(dave_row["file"].as_str().expect("path"));
+    let t = h.ok(
+        "finish_handout",
+        json!({"force": false, "bag_serials": [], "note": null}),
+    );
+    let last = t["steps"]
+        .as_array()
+        .expect("steps")
+        .last()
+        .expect("step")
+        .clone();
+    let detail = last["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("share #1 (carol) in a share file locked with their passphrase"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("share #2 (dave) in a share file for their YubiKey"),
+        "{detail}"
+    );
+
+    // The witness notes a deviation at step 3, with a touch; the chain still verifies.
+    let steps_before = t["steps"].as_array().map(Vec::len).expect("steps");
+    let deviation = |step: u32, note: &str| {
+        h.call(
+            "record_deviation",
+            json!({"ceremony": ceremony, "step": step, "note": note}),
+        )
+    };
+    assert_eq!(deviation(3, "   ").expect_err("empty")["kind"], "bad_share");
+    let none = deviation(99, "printer jammed").expect_err("no such step");
+    assert!(
+        none["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no step 99")),
+        "{none}"
+    );
+    let before = person.pins().len();
+    let t = deviation(3, "the split was run twice: the first laptop froze").expect("noted");
+    let asked: Vec<Value> = person.pins()[before..]
+        .iter()
+        .map(|p| p["custodian"].clone())
+        .collect();
+    assert_eq!(asked, vec![json!("wendy")], "the witness touches");
+    let steps = t["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), steps_before + 1);
+    let last = steps.last().expect("step");
+    assert_eq!(
+        (last["action"].clone(), last["actor"].clone()),
+        (json!("deviation"), json!("wendy"))
+    );
+    assert_eq!(
+        last["detail"],
+        "at step 3 (split, olivia): the split was run twice: the first laptop froze"
+    );
+    let exported = h.ok("export_transcript", json!({"id": ceremony}));
+    custos_core::escrow::verify_transcript(Path::new(exported.as_str().expect("p")), None)
+        .expect("the transcript with its deviation verifies");
+    let audit = h.ok("audit_entries", json!({})).to_string();
+    assert!(audit.contains("ceremony.deviation"), "{audit}");
+
+    // Recovery from a share file with its passphrase, a PIV share file, and a QR picture.
+    h.ok("lock", json!({}));
+    let file = |bytes: &[u8], pass: Option<&str>| json!({"source": {"kind": "file", "name": "share.age", "bytes": bytes, "passphrase": pass}});
+    let no_pass = h
+        .call("present_share", file(&carol_bytes, None))
+        .expect_err("passphrase needed");
+    assert!(
+        no_pass["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share file share.age") && m.contains("passphrase")),
+        "{no_pass}"
+    );
+    assert!(h
+        .call("present_share", file(&carol_bytes, Some("not it at all")))
+        .is_err());
+    let mut flipped = carol_bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
+    let bad = h
+        .call("present_share", file(&flipped, Some(CAROL)))
+        .expect_err("a corrupted file");
+    assert!(
+        bad["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share file share.age")),
+        "{bad}"
+    );
+    assert_eq!(
+        h.ok("present_share", file(&carol_bytes, Some(CAROL)))["index"],
+        1
+    );
+    let before = person.pins().len();
+    let dave_bytes = std::fs::read(&dave_file).expect("dave's file");
+    assert_eq!(h.ok("present_share", file(&dave_bytes, None))["index"], 2);
+    let asked = person.pins()[before..].to_vec();
+    assert_eq!(asked.len(), 1, "dave's PIV PIN: {asked:?}");
+    assert_eq!(asked[0]["max_len"], 8, "a PIV PIN: {asked:?}");
+    assert!(
+        asked[0]["device"]
+            .as_str()
+            .is_some_and(|d| d.contains("DEMO software PIV key of dave")),
+        "{asked:?}"
+    );
+    let picture =
+        |bytes: Vec<u8>| json!({"source": {"kind": "picture", "name": "erin.png", "bytes": bytes}});
+    let not_image = h
+        .call("present_share", picture(b"these are not pixels".to_vec()))
+        .expect_err("not a picture");
+    assert!(
+        not_image["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share picture erin.png")),
+        "{not_image}"
+    );
+    let erin_qr = erin["qr_text"].as_str().expect("qr text");
+    assert_eq!(h.ok("present_share", picture(qr_png(erin_qr)))["index"], 3);
+    // Any two of the three: carol's file and erin's picture (dave's withdrawn).
+    assert_eq!(h.ok("withdraw_share", json!({"index": 2})), json!([1, 3]));
+    const NEW: &str = "orchard lantern seventeen cobalt whistle";
+    h.ok(
+        "recover_vault",
+        json!({"passphrase": NEW, "confirmation": NEW}),
+    );
+    assert!(h.call("list_keys", json!({})).is_ok(), "recovered");
 }

@@ -36,6 +36,9 @@ const PINS = { olivia: '2468', carol: '1357', dave: '8642', wendy: '9753' };
 const DAVE_PIV_PIN = '86421357';
 // Ceremony: the new passphrase set by recovery from carol's and dave's shares.
 const RECOVERED = 'lighthouse quarry nineteen saffron kettle';
+const RECOVERED_AGAIN = 'walnut harbour eleven cinder meadow';
+// Carol's choice for her passphrase-locked share file (rekey).
+const CAROL_FILE_PASS = 'heron basalt midnight quarry lantern';
 const SECRET_KEY = 'payroll-archive';
 
 const results = { passed: 0, failed: 0, skipped: 0 };
@@ -507,6 +510,8 @@ async function shownWords() {
 
 async function ceremonyPhase() {
   const words = {};
+  const daveQr = join(opt.out, 'dave-card-qr.png');
+  const files = {};
 
   await step('ceremonies screen: no escrow yet; the wizard shows the script for 2-of-2 (carol screen, dave card, witness wendy)', async () => {
     await actAs('olivia');
@@ -569,6 +574,12 @@ async function ceremonyPhase() {
     words.dave = await browser.execute(() => [...document.querySelectorAll('#share-card li')].map((li) => (li.getAttribute('data-word') ?? li.innerText).trim().split(/\s+/).pop()));
     assertEq(words.dave.length, 34, "dave's card words");
     await snap('ceremony-card.png');
+    // A picture of the card's QR code, as a scanner would save it: the recovery reads it back.
+    // (The whole window, as a phone photo of the screen would be: WebKit's element screenshot of
+    // the SVG comes out black.)
+    await browser.execute((e) => e.scrollIntoView({ block: 'center' }), await shown('[data-testid="card-qr"]'));
+    await browser.pause(250);
+    await browser.saveScreenshot(daveQr);
     await click('#card-close');
     assert(!(await (await $('#share-card')).isExisting()), 'the card stays open');
   });
@@ -622,9 +633,12 @@ async function ceremonyPhase() {
     await fill('#recover-share-input', typo.join(' '));
     await click('#recover-share-add');
     await waitText('#recover-share-error', 'word 10');
-    await fill('#recover-share-input', words.dave.join(' '));
+    // Dave's share from the picture of his card's QR code.
+    await click('[data-testid="recover-via-picture"]');
+    await (await shown('#recover-picture-input')).addValue(daveQr);
     await click('#recover-share-add');
     await waitText('#recover-needed', '2 of 2');
+    await waitText('[data-testid="recover-share-from-2"]', 'picture dave-card-qr.png');
     await fill('#recover-passphrase', RECOVERED);
     await fill('#recover-confirm', RECOVERED);
     await snap('ceremony-recover.png');
@@ -637,6 +651,96 @@ async function ceremonyPhase() {
     await click('#nav-audit');
     await waitText('#audit-table', 'ceremony.recover', 20000);
     await waitText('#audit-table', 'share #2 by dave', 20000);
+  });
+
+  await step('rekey: carol receives a passphrase-locked share file, dave a file for his YubiKey; the same five touches', async () => {
+    // Nobody acts in a freshly recovered window: olivia administers again.
+    await actAs('olivia');
+    await click('#nav-ceremonies');
+    await click('#new-escrow');
+    await shown('#escrow-rekey-warning');
+    await click('[data-testid="holder-check-carol"]');
+    await click('[data-testid="holder-check-dave"]');
+    await (await shown('[data-testid="holder-medium-carol"]')).selectByAttribute('value', 'passphrase-file');
+    await (await shown('[data-testid="holder-medium-dave"]')).selectByAttribute('value', 'file');
+    await (await shown('#escrow-witness')).selectByAttribute('value', 'wendy');
+    await fill('#escrow-threshold', '2');
+    await shown('#escrow-file-note');
+    await click('#escrow-run');
+    for (const who of ['olivia', 'wendy', 'carol', 'dave', 'wendy']) await enterPin(who);
+    await shown('#handout', 30000);
+    await deviceDialogGone("wendy's touch prompt never cleared");
+    await waitText('[data-testid="handout-status-1"]', 'not written');
+    assert(!(await (await byTest('reveal-1')).isExisting()), 'a file share is never shown on screen');
+  });
+
+  await step("hand-out of the files: carol chooses her file's passphrase (a weak one refused), dave's is locked to his PIV key; both written", async () => {
+    await click('[data-testid="write-1"]');
+    const dir = await (await shown('#share-file-dir')).getValue();
+    assert(dir.endsWith('.shares'), `the offered directory is next to the vault: ${dir}`);
+    await fill('#share-file-pass', 'carol');
+    await fill('#share-file-pass-again', 'carol');
+    await click('#share-write-submit');
+    await waitText('#share-write-error', 'too easy to guess');
+    await fill('#share-file-pass', CAROL_FILE_PASS);
+    await fill('#share-file-pass-again', CAROL_FILE_PASS);
+    await snap('ceremony-share-file.png');
+    await click('#share-write-submit');
+    await waitText('[data-testid="handout-status-1"]', 'file written');
+    files.carol = (await text('#handout-message')).match(/written to (\/.*\.age)\.$/)?.[1];
+    assert(files.carol && files.carol.startsWith(dir), `carol's file path: ${await text('#handout-message')}`);
+    await click('[data-testid="write-2"]');
+    assert(!(await (await $('#share-file-pass')).isExisting()), 'a YubiKey share file asks no passphrase');
+    await click('#share-write-submit');
+    await waitText('[data-testid="handout-status-2"]', 'file written');
+    files.dave = (await text('#handout-message')).match(/written to (\/.*\.age)\.$/)?.[1];
+    assert(files.dave && files.dave.endsWith('-share-2-dave.age'), `dave's file path: ${await text('#handout-message')}`);
+  });
+
+  await step('the witness notes a deviation at step 3 with a touch, then records the hand-out; both are in the transcript', async () => {
+    await (await shown('#deviation-step')).selectByAttribute('value', '3');
+    await fill('#deviation-note', 'the split was announced late: the room was not ready');
+    await click('#deviation-submit');
+    await enterPin('wendy');
+    await waitText('#deviation-list', 'at step 3 (split, olivia): the split was announced late', 20000);
+    await deviceDialogGone("wendy's touch prompt never cleared");
+    await click('#handout-finish');
+    await enterPin('wendy');
+    await shown('#transcript', 20000);
+    await deviceDialogGone("wendy's touch prompt never cleared");
+    const rows = await browser.execute(() => [...document.querySelectorAll('#transcript tbody tr')].map((tr) => tr.innerText));
+    assertEq(rows.length, 8, `rekey transcript steps: ${rows.join(' | ')}`);
+    assert(/deviation/.test(rows[6]) && /announced late/.test(rows[6]), `the deviation step: ${rows[6]}`);
+    assert(/locked with their passphrase/.test(rows[7]) && /for their YubiKey/.test(rows[7]), `the hand-out record: ${rows[7]}`);
+  });
+
+  await step("lock; recover again: carol's old words are dead after the rekey; her file opens with its passphrase, dave's with his YubiKey PIN", async () => {
+    await click('#lock-button');
+    await shown('#unlock');
+    await click('#recover-open');
+    await fill('#recover-share-input', words.carol.join(' '));
+    await click('#recover-share-add');
+    await shown('#recover-share-error');
+    assert(!(await (await byTest('recover-share-1')).isExisting()), 'a share of the old escrow was accepted');
+    await click('[data-testid="recover-via-file"]');
+    await (await shown('#recover-file-input')).addValue(files.carol);
+    await fill('#recover-file-passphrase', CAROL_FILE_PASS);
+    await click('#recover-share-add');
+    await waitText('#recover-needed', '1 of 2');
+    await (await shown('#recover-file-input')).addValue(files.dave);
+    await click('#recover-share-add');
+    await enterPin('dave', { pin: DAVE_PIV_PIN });
+    await waitText('#recover-needed', '2 of 2', 20000);
+    await deviceDialogGone("dave's PIV touch prompt never cleared");
+    await waitText('[data-testid="recover-share-from-2"]', 'file');
+    await fill('#recover-passphrase', RECOVERED_AGAIN);
+    await fill('#recover-confirm', RECOVERED_AGAIN);
+    await snap('ceremony-recover-files.png');
+    await click('#recover-submit');
+    await enterPin('carol');
+    await enterPin('dave');
+    await shown('#nav-keys', 60000);
+    await deviceDialogGone("dave's touch prompt never cleared");
   });
 }
 

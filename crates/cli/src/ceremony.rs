@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use custos_core::escrow::{self, EscrowPlan, HandOut, Medium, Room, Transcript};
+use custos_core::escrow::{self, EscrowPlan, HandOut, HandOutReport, Medium, Room, Transcript};
 use custos_core::hardware::{DeviceIdentity, Fido2Client};
 use custos_core::scan;
 use custos_core::sharefile::{self, FileLock};
@@ -68,6 +68,17 @@ pub enum CeremonyCmd {
         /// A deviation from the script, in the witness's words
         #[arg(long)]
         note: Option<String>,
+    },
+    /// The witness notes a deviation from the script at one step of a ceremony (with a touch);
+    /// appended to the transcript as a step of its own
+    Deviation {
+        id: String,
+        /// The step it concerns, as numbered in the transcript (`ceremony transcript ID`)
+        #[arg(long)]
+        step: u32,
+        /// What happened, in the witness's words
+        #[arg(long)]
+        note: String,
     },
     /// The escrow, its shares and their drill state
     List,
@@ -435,9 +446,29 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                 vault: &path,
                 demo: cli.demo || v.custody_status()?.demo,
             };
-            let (_, t) = v.finish_handout(id, &[], &serials, note.as_deref(), &mut room)?;
+            let report = HandOutReport {
+                bag_serials: &serials,
+                note: note.as_deref(),
+                ..HandOutReport::default()
+            };
+            let (_, t) = v.finish_handout(id, &report, &mut room)?;
             println!(
                 "hand-out of ceremony {id} recorded in its transcript ({} steps, head {})",
+                t.steps.len(),
+                t.head
+            );
+            Ok(())
+        }
+        CeremonyCmd::Deviation { id, step, note } => {
+            let mut v = unlock(cli)?;
+            let path = vault_path(cli)?;
+            let mut room = CliRoom {
+                vault: &path,
+                demo: cli.demo || v.custody_status()?.demo,
+            };
+            let t = v.record_deviation(id, *step, note, &mut room)?;
+            println!(
+                "deviation at step {step} of ceremony {id} recorded in its transcript ({} steps, head {})",
                 t.steps.len(),
                 t.head
             );

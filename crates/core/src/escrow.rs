@@ -157,6 +157,44 @@ pub struct HandOutRecord {
     pub confirmed: bool,
     /// The serial of the tamper-evident bag a card was sealed in, typed by the witness.
     pub bag_serial: Option<String>,
+    /// For a share file: it was written out.
+    pub file_written: bool,
+}
+
+/// What the witness records at the end of the hand-out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HandOutReport<'a> {
+    /// Screen shares whose holders typed the words back.
+    pub confirmed: &'a [u8],
+    /// The tamper-evident bag serial of each card, typed by the witness.
+    pub bag_serials: &'a [(u8, String)],
+    /// File shares whose file was never written (the window writes them during the hand-out).
+    pub unwritten: &'a [u8],
+    /// A deviation from the script, in the witness's words.
+    pub note: Option<&'a str>,
+}
+
+/// A step the witness adds to a stored transcript (see `Vault::witness_step`).
+struct WitnessStep<'a> {
+    /// What the room is told: "Witness W {says}. Touch your key."
+    says: &'static str,
+    action: &'static str,
+    detail: String,
+    audit: &'static str,
+    audit_prefix: &'static str,
+    /// The escrow record to store with it, when the step changes it.
+    recovery: Option<&'a RecoveryRecord>,
+}
+
+/// The witness's note, trimmed; `None` when empty. At most 2000 characters.
+fn witness_note(note: Option<&str>) -> Result<Option<&str>> {
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(Error::BadShare(
+            "the witness's note is too long (2000 characters at most)".into(),
+        ));
+    }
+    Ok(note)
 }
 
 /// A past ceremony, for the list.
@@ -779,12 +817,10 @@ impl Vault {
     pub fn finish_handout(
         &mut self,
         ceremony: &str,
-        confirmed: &[u8],
-        bag_serials: &[(u8, String)],
-        note: Option<&str>,
+        report: &HandOutReport<'_>,
         room: &mut dyn Room,
     ) -> Result<(Vec<HandOutRecord>, Transcript)> {
-        let result = self.finish_handout_inner(ceremony, confirmed, bag_serials, note, room);
+        let result = self.finish_handout_inner(ceremony, report, room);
         if let Err(e) = &result {
             self.record_refusal("ceremony.handout", (None, None), e);
         }
@@ -794,11 +830,15 @@ impl Vault {
     fn finish_handout_inner(
         &mut self,
         ceremony: &str,
-        confirmed: &[u8],
-        bag_serials: &[(u8, String)],
-        note: Option<&str>,
+        report: &HandOutReport<'_>,
         room: &mut dyn Room,
     ) -> Result<(Vec<HandOutRecord>, Transcript)> {
+        let HandOutReport {
+            confirmed,
+            bag_serials,
+            unwritten,
+            note,
+        } = *report;
         let mut r = recovery_of(&self.conn)?
             .filter(|r| r.set.ceremony == ceremony)
             .ok_or_else(|| {
@@ -827,6 +867,7 @@ impl Vault {
                     medium,
                     confirmed: confirmed.contains(&index) || (medium == Medium::Screen && drilled),
                     bag_serial: None,
+                    file_written: medium.is_file() && !unwritten.contains(&index),
                 }
             })
             .collect();
@@ -856,6 +897,13 @@ impl Vault {
             }
             rec.bag_serial = Some(serial.to_string());
         }
+        for i in unwritten {
+            if !records.iter().any(|h| h.index == *i && h.medium.is_file()) {
+                return Err(Error::BadShare(format!(
+                    "share #{i} is not a share file: only share files can be left unwritten"
+                )));
+            }
+        }
         for i in confirmed {
             if !records
                 .iter()
@@ -866,13 +914,118 @@ impl Vault {
                 )));
             }
         }
-        let note = note.map(str::trim).filter(|n| !n.is_empty());
-        if note.is_some_and(|n| n.len() > 2000) {
-            return Err(Error::BadShare(
-                "the witness's note is too long (2000 characters at most)".into(),
-            ));
-        }
+        let note = witness_note(note)?;
+        let detail = format!(
+            "{}; deviations: {}",
+            records
+                .iter()
+                .map(|h| {
+                    let how = match (h.medium, h.confirmed) {
+                        (_, true) => "confirmed: the words were typed back".to_string(),
+                        (Medium::Card, false) => match &h.bag_serial {
+                            Some(b) => format!("on a printed card, sealed in bag {b}"),
+                            None => "on a printed card, NO bag serial recorded".to_string(),
+                        },
+                        (Medium::File | Medium::PassphraseFile, false) if !h.file_written => {
+                            "NOT handed out: the share file was never written".into()
+                        }
+                        (Medium::File, false) => "in a share file for their YubiKey".into(),
+                        (Medium::PassphraseFile, false) => {
+                            "in a share file locked with their passphrase".into()
+                        }
+                        (Medium::Screen, false) => {
+                            "NOT confirmed: the words were never typed back".into()
+                        }
+                    };
+                    format!("share #{} ({}) {how}", h.index, h.custodian)
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            note.unwrap_or("none noted by the witness")
+        );
+        r.handed_out = true;
+        let transcript = self.witness_step(
+            ceremony,
+            WitnessStep {
+                says: if note.is_some() {
+                    "records the hand-out and a deviation"
+                } else {
+                    "records the hand-out"
+                },
+                action: "hand-out-finished",
+                detail,
+                audit: "ceremony.handout",
+                audit_prefix: "hand-out finished",
+                recovery: Some(&r),
+            },
+            room,
+        )?;
+        Ok((records, transcript))
+    }
 
+    /// A witness's note on a deviation from the script of `ceremony`, naming the step it concerns
+    /// (`at_step`, 1-based, as shown in the transcript). The ceremony's witness touches their key;
+    /// the note is appended to the transcript as a step of its own (chained and re-signed) and to
+    /// the audit log. It can be written during the hand-out or at any time after, as the witness
+    /// finds it; the time of the note is its own.
+    pub fn record_deviation(
+        &mut self,
+        ceremony: &str,
+        at_step: u32,
+        note: &str,
+        room: &mut dyn Room,
+    ) -> Result<Transcript> {
+        let result = self.record_deviation_inner(ceremony, at_step, note, room);
+        if let Err(e) = &result {
+            self.record_refusal("ceremony.deviation", (None, None), e);
+        }
+        result
+    }
+
+    fn record_deviation_inner(
+        &mut self,
+        ceremony: &str,
+        at_step: u32,
+        note: &str,
+        room: &mut dyn Room,
+    ) -> Result<Transcript> {
+        let note = witness_note(Some(note))?.ok_or_else(|| {
+            Error::BadShare("write the deviation down: the witness's note is empty".into())
+        })?;
+        let t = self.transcript(ceremony)?;
+        let step = t.steps.iter().find(|s| s.seq == at_step).ok_or_else(|| {
+            Error::BadShare(format!(
+                "ceremony {ceremony} has no step {at_step}: its transcript has steps 1 to {}",
+                t.steps.len()
+            ))
+        })?;
+        let detail = format!(
+            "at step {at_step} ({}, {}): {note}",
+            step.action, step.actor
+        );
+        self.witness_step(
+            ceremony,
+            WitnessStep {
+                says: "records a deviation",
+                action: "deviation",
+                detail,
+                audit: "ceremony.deviation",
+                audit_prefix: "deviation noted",
+                recovery: None,
+            },
+            room,
+        )
+    }
+
+    /// The ceremony's witness (as its transcript names them) touches their key; `step` is appended
+    /// to the stored transcript, which is re-signed, and written with the audit entry (and the
+    /// escrow record, when given) in one transaction.
+    fn witness_step(
+        &mut self,
+        ceremony: &str,
+        step: WitnessStep<'_>,
+        room: &mut dyn Room,
+    ) -> Result<Transcript> {
         let t = self.transcript(ceremony)?;
         let witness = t
             .steps
@@ -889,47 +1042,18 @@ impl Vault {
             id: w.id,
             record: w.record.clone(),
         };
-        let detail = format!(
-            "{}; deviations: {}",
-            records
-                .iter()
-                .map(|h| {
-                    let how = match (h.medium, h.confirmed) {
-                        (_, true) => "confirmed: the words were typed back".to_string(),
-                        (Medium::Card, false) => match &h.bag_serial {
-                            Some(b) => format!("on a printed card, sealed in bag {b}"),
-                            None => "on a printed card, NO bag serial recorded".to_string(),
-                        },
-                        (Medium::File, false) => "in a share file for their YubiKey".into(),
-                        (Medium::PassphraseFile, false) => {
-                            "in a share file locked with their passphrase".into()
-                        }
-                        (Medium::Screen, false) => {
-                            "NOT confirmed: the words were never typed back".into()
-                        }
-                    };
-                    format!("share #{} ({}) {how}", h.index, h.custodian)
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            note.unwrap_or("none noted by the witness")
-        );
         let n = t.steps.len() as u32 + 1;
         room.step(&format!(
-            "{n}. Witness {witness} records the hand-out{}. Touch your key.",
-            if note.is_some() {
-                " and a deviation"
-            } else {
-                ""
-            }
+            "{n}. Witness {witness} {}. Touch your key.",
+            step.says
         ));
         let e = self.ceremony_touch(&w, ceremony, n, room)?;
         let mut rec = Recorder { steps: t.steps };
         rec.add(
             &witness,
             "witness",
-            "hand-out-finished",
-            detail.clone(),
+            step.action,
+            step.detail.clone(),
             Some(e),
         )?;
         let head = rec.steps.last().map(|s| s.hash.clone()).unwrap_or_default();
@@ -940,14 +1064,18 @@ impl Vault {
             ..t
         };
         transcript.signature = hex::encode(self.ctx.sign(&head_message(&transcript)).to_bytes());
-        r.handed_out = true;
-        let record_json = serde_json::to_vec(&r).map_err(|e| Error::Internal(e.to_string()))?;
+        let record_json = step
+            .recovery
+            .map(|r| serde_json::to_vec(r).map_err(|e| Error::Internal(e.to_string())))
+            .transpose()?;
         let transcript_json =
             serde_json::to_string(&transcript).map_err(|e| Error::Internal(e.to_string()))?;
         let id = hex::decode(ceremony).map_err(|_| Error::BadTranscript(ceremony.into()))?;
         let (conn, ctx) = (&mut self.conn, &self.ctx);
         let tx = begin(conn, ctx)?;
-        store::set_meta(&tx, "recovery", &record_json)?;
+        if let Some(json) = &record_json {
+            store::set_meta(&tx, "recovery", json)?;
+        }
         tx.execute(
             "UPDATE ceremonies SET transcript = ?2 WHERE id = ?1",
             rusqlite::params![id, transcript_json],
@@ -955,17 +1083,17 @@ impl Vault {
         ctx.append(
             &tx,
             ctx.draft(
-                "ceremony.handout",
+                step.audit,
                 None,
                 None,
                 format!(
-                    "ceremony {ceremony}: hand-out finished: {detail}; transcript head {}",
-                    transcript.head
+                    "ceremony {ceremony}: {}: {}; transcript head {}",
+                    step.audit_prefix, step.detail, transcript.head
                 ),
             ),
         )?;
         tx.commit()?;
-        Ok((records, transcript))
+        Ok(transcript)
     }
 
     /// The transcript of a ceremony (by id), as stored.

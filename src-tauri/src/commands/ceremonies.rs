@@ -9,12 +9,14 @@
 use std::path::PathBuf;
 
 use custos_core::escrow::{
-    self, CeremonySummary, EscrowPlan, EscrowStatus, HandOut, Medium, RecoveryShareCheck, Room,
-    ShareStatus, Transcript,
+    self, CeremonySummary, EscrowPlan, EscrowStatus, HandOut, HandOutReport, Medium,
+    RecoveryShareCheck, Room, ShareStatus, Transcript,
 };
 use custos_core::hardware::{DeviceIdentity, Fido2Client};
+
+use custos_core::sharefile::{self, FileLock};
 use custos_core::sharing::Share;
-use custos_core::{Error, Vault};
+use custos_core::{Error, Passphrase, Vault};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 
@@ -33,21 +35,30 @@ pub struct Handout {
     threshold: u8,
     total: u8,
     date: String,
-    shares: Vec<(HandOut, bool)>,
+    shares: Vec<Given>,
+}
+
+/// One share of the hand-out and how far its hand-out got.
+struct Given {
+    out: HandOut,
+    /// A screen share typed back by its holder.
+    confirmed: bool,
+    /// Where a share file was written.
+    file: Option<PathBuf>,
 }
 
 impl Handout {
-    fn find(&mut self, index: u8) -> AppResult<&mut (HandOut, bool)> {
+    fn find(&mut self, index: u8) -> AppResult<&mut Given> {
         self.shares
             .iter_mut()
-            .find(|(h, _)| h.share.index == index)
+            .find(|g| g.out.share.index == index)
             .ok_or_else(|| {
                 Error::BadShare(format!("there is no share #{index} in this hand-out")).into()
             })
     }
 
     fn views(&self) -> Vec<HandOutView> {
-        self.shares.iter().map(|(h, c)| view(h, *c)).collect()
+        self.shares.iter().map(view).collect()
     }
 }
 
@@ -71,16 +82,27 @@ pub struct HandOutView {
     pub medium: Medium,
     pub fingerprint: String,
     pub confirmed: bool,
+    /// For a share file: where it was written, once it was.
+    pub file: Option<String>,
 }
 
-fn view(h: &HandOut, confirmed: bool) -> HandOutView {
+fn view(g: &Given) -> HandOutView {
     HandOutView {
-        custodian: h.custodian.clone(),
-        index: h.share.index,
-        medium: h.medium,
-        fingerprint: h.share.fingerprint(),
-        confirmed,
+        custodian: g.out.custodian.clone(),
+        index: g.out.share.index,
+        medium: g.out.medium,
+        fingerprint: g.out.share.fingerprint(),
+        confirmed: g.confirmed,
+        file: g.file.as_ref().map(|p| p.display().to_string()),
     }
+}
+
+/// Where the window offers to write share files: `<vault>.shares/` next to the vault. The officer
+/// can name another directory (the custodian's removable medium).
+fn default_share_dir(vault: &std::path::Path) -> PathBuf {
+    let mut dir = vault.as_os_str().to_owned();
+    dir.push(".shares");
+    PathBuf::from(dir)
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +114,8 @@ pub struct EscrowResult {
     pub date: String,
     pub shares: Vec<HandOutView>,
     pub transcript: Transcript,
+    /// The directory offered for share files (see [`write_share_file`]).
+    pub share_dir: String,
 }
 
 /// One share as its custodian sees it. Secret: shown on request, never kept by the window.
@@ -160,14 +184,6 @@ pub async fn run_escrow<R: Runtime>(
     holders: Vec<Holder>,
     witness: String,
 ) -> AppResult<EscrowResult> {
-    if let Some(h) = holders.iter().find(|h| h.medium.is_file()) {
-        // Not built in the window yet: it would need a place to write the file to.
-        return Err(Error::BadShare(format!(
-            "{}: share files are written by the CLI for now (custos ceremony escrow --custodian {}:file --out-dir DIR); choose screen or card here",
-            h.name, h.name
-        ))
-        .into());
-    }
     let plan = EscrowPlan {
         threshold,
         holders: holders.into_iter().map(|h| (h.name, h.medium)).collect(),
@@ -200,8 +216,19 @@ pub async fn run_escrow<R: Runtime>(
         threshold,
         total,
         date: date.clone(),
-        shares: outcome.shares.into_iter().map(|h| (h, false)).collect(),
+        shares: outcome
+            .shares
+            .into_iter()
+            .map(|out| Given {
+                out,
+                confirmed: false,
+                file: None,
+            })
+            .collect(),
     };
+    let share_dir = default_share_dir(state.state::<Session>().vault_path())
+        .display()
+        .to_string();
     let result = EscrowResult {
         ceremony: outcome.ceremony,
         kind: outcome.transcript.kind.clone(),
@@ -210,6 +237,7 @@ pub async fn run_escrow<R: Runtime>(
         date,
         shares: handout.views(),
         transcript: outcome.transcript,
+        share_dir,
     };
     state.state::<Session>().set_handout(handout);
     Ok(result)
@@ -221,7 +249,14 @@ pub fn reveal_share(session: State<'_, Session>, index: u8) -> AppResult<Reveale
     session.with_handout(|h| {
         let (ceremony, threshold, total, date) =
             (h.ceremony.clone(), h.threshold, h.total, h.date.clone());
-        let (share, _) = h.find(index)?;
+        let share = &h.find(index)?.out;
+        if share.medium.is_file() {
+            return Err(Error::BadShare(format!(
+                "share #{index} goes out as a share file: write the file for {} instead of showing it",
+                share.custodian
+            ))
+            .into());
+        }
         Ok(RevealedShare {
             custodian: share.custodian.clone(),
             index,
@@ -247,11 +282,89 @@ pub fn confirm_share(
     words: String,
 ) -> AppResult<HandOutView> {
     session.with_handout(|h| {
-        let (share, confirmed) = h.find(index)?;
-        share.confirm(&words)?;
-        *confirmed = true;
-        Ok(view(share, true))
+        let given = h.find(index)?;
+        given.out.confirm(&words)?;
+        given.confirmed = true;
+        Ok(view(given))
     })
+}
+
+/// Writes the share file of share `index` into `dir` (created if missing) as
+/// `<ceremony>-share-<index>-<custodian>.age`, and returns the hand-out row with its path. A
+/// `passphrase-file` share is locked with the passphrase its holder types here (twice; as strong as a
+/// vault passphrase); a `file` share opens with the holder's YubiKey PIV key. An existing file is
+/// never overwritten.
+#[tauri::command]
+pub fn write_share_file(
+    session: State<'_, Session>,
+    index: u8,
+    dir: String,
+    passphrase: Option<String>,
+    confirmation: Option<String>,
+) -> AppResult<HandOutView> {
+    let dir = PathBuf::from(dir.trim());
+    if dir.as_os_str().is_empty() || !dir.is_absolute() {
+        return Err(AppError::new(
+            "bad_input",
+            "Name the directory for the share file as a full path (for example the custodian's USB stick).",
+        ));
+    }
+    session.with_handout(|h| {
+        let ceremony = h.ceremony.clone();
+        let given = h.find(index)?;
+        let pass = match given.out.medium {
+            Medium::PassphraseFile => Some(new_passphrase(
+                passphrase.unwrap_or_default(),
+                confirmation.unwrap_or_default(),
+            )?),
+            Medium::File => None,
+            Medium::Screen | Medium::Card => {
+                return Err(Error::BadShare(format!(
+                    "share #{index} is not a share file: show it to {} instead",
+                    given.out.custodian
+                ))
+                .into())
+            }
+        };
+        let bytes = given.out.share_file(pass.as_ref())?;
+        let name = crate::devices::file_safe(&given.out.custodian)?;
+        let path = dir.join(format!("{ceremony}-share-{index}-{name}.age"));
+        write_new_file(&dir, &path, &bytes)?;
+        given.file = Some(path);
+        Ok(view(given))
+    })
+}
+
+/// Creates `path` (and its directory) with `bytes`, refusing to replace an existing file.
+fn write_new_file(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> AppResult<()> {
+    use std::io::Write;
+    let io = |p: &std::path::Path, source| {
+        AppError::from(Error::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            AppError::new(
+                "exists",
+                format!(
+                    "{} exists: move it away or choose another directory",
+                    path.display()
+                ),
+            )
+        } else {
+            io(path, e)
+        }
+    })?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(path, e))
 }
 
 /// Ends the hand-out: the shares are forgotten, and how each was handed out goes in the audit log.
@@ -272,14 +385,17 @@ pub async fn finish_handout<R: Runtime>(
     bag_serials: Vec<BagSerial>,
     note: Option<String>,
 ) -> AppResult<Transcript> {
-    let (ceremony, confirmed) = app.state::<Session>().with_handout(|h| {
-        let unconfirmed: Vec<String> = h
-            .shares
-            .iter()
-            .filter(|(s, c)| s.medium == Medium::Screen && !c)
-            .map(|(s, _)| format!("#{} ({})", s.share.index, s.custodian))
-            .collect();
-        if !unconfirmed.is_empty() && !force {
+    let (ceremony, confirmed, unwritten) = app.state::<Session>().with_handout(|h| {
+        let named = |keep: &dyn Fn(&Given) -> bool| -> Vec<String> {
+            h.shares
+                .iter()
+                .filter(|g| keep(g))
+                .map(|g| format!("#{} ({})", g.out.share.index, g.out.custodian))
+                .collect()
+        };
+        let unconfirmed = named(&|g| g.out.medium == Medium::Screen && !g.confirmed);
+        let unwritten = named(&|g| g.out.medium.is_file() && g.file.is_none());
+        if !force && !unconfirmed.is_empty() {
             return Err(Error::BadShare(format!(
                 "share {} has not been typed back yet: each custodian types their words back to show \
                  they wrote them down, or finish anyway and the transcript says so",
@@ -287,13 +403,25 @@ pub async fn finish_handout<R: Runtime>(
             ))
             .into());
         }
-        Ok((
-            h.ceremony.clone(),
+        if !force && !unwritten.is_empty() {
+            return Err(Error::BadShare(format!(
+                "the share file of {} has not been written yet: write it, or finish anyway and the \
+                 transcript says so (that share is then lost)",
+                unwritten.join(", ")
+            ))
+            .into());
+        }
+        let indexes = |keep: &dyn Fn(&Given) -> bool| -> Vec<u8> {
             h.shares
                 .iter()
-                .filter(|(_, c)| *c)
-                .map(|(s, _)| s.share.index)
-                .collect::<Vec<_>>(),
+                .filter(|g| keep(g))
+                .map(|g| g.out.share.index)
+                .collect()
+        };
+        Ok((
+            h.ceremony.clone(),
+            indexes(&|g| g.confirmed),
+            indexes(&|g| g.out.medium.is_file() && g.file.is_none()),
         ))
     })?;
     let serials: Vec<(u8, String)> = bag_serials
@@ -308,11 +436,38 @@ pub async fn finish_handout<R: Runtime>(
             vault: k.devices.vault().to_path_buf(),
             demo: k.devices.demo(),
         };
-        k.vault(|v| v.finish_handout(&ceremony, &confirmed, &serials, note.as_deref(), &mut room))
+        let report = HandOutReport {
+            confirmed: &confirmed,
+            bag_serials: &serials,
+            unwritten: &unwritten,
+            note: note.as_deref(),
+        };
+        k.vault(|v| v.finish_handout(&ceremony, &report, &mut room))
     })
     .await?;
     app.state::<Session>().take_handout();
     Ok(transcript)
+}
+
+/// The ceremony's witness notes a deviation from the script at step `step` (with a touch); the
+/// note becomes a step of the transcript, which is returned.
+#[tauri::command]
+pub async fn record_deviation<R: Runtime>(
+    app: AppHandle<R>,
+    ceremony: String,
+    step: u32,
+    note: String,
+) -> AppResult<Transcript> {
+    let handle = app.clone();
+    with_key(app, move |k| {
+        let mut room = WindowRoom {
+            app: handle,
+            vault: k.devices.vault().to_path_buf(),
+            demo: k.devices.demo(),
+        };
+        k.vault(|v| v.record_deviation(ceremony.trim(), step, &note, &mut room))
+    })
+    .await
 }
 
 /// A drill: one share checked alone against the escrow's commitments. Nothing is rebuilt or unlocked.
@@ -361,42 +516,141 @@ pub fn export_transcript(session: State<'_, Session>, id: String) -> AppResult<S
     Ok(path.display().to_string())
 }
 
-/// Unlock screen: one share checked on entry against the locked vault's escrow.
-#[tauri::command]
-pub fn check_recovery_share(
-    session: State<'_, Session>,
-    words: String,
-) -> AppResult<RecoveryShareCheck> {
-    let share = Share::from_words(&words)?;
-    Ok(escrow::check_recovery_share(session.vault_path(), &share)?)
+/// How a share is presented at recovery on the unlock screen.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ShareSource {
+    /// The words, typed (or copied from a card).
+    Words { words: String },
+    /// A picture of the share's QR code (PNG or JPEG), as read from the file the person chose.
+    Picture { name: String, bytes: Vec<u8> },
+    /// A share file (age): opened with its passphrase, or with the holder's YubiKey PIV key (PIN in
+    /// the PIN dialog, then a touch).
+    File {
+        name: String,
+        bytes: Vec<u8>,
+        passphrase: Option<String>,
+    },
 }
 
-/// Unlock screen: M shares rebuild the recovery key; the vault gets the new passphrase and is left
-/// unlocked. A bad, duplicate or missing share is named; nothing changes then.
+/// A picture or file larger than this is not a share (a share file is about 1 KiB).
+const MAX_PRESENTED_BYTES: usize = 16 * 1024 * 1024;
+
+impl ShareSource {
+    fn what(&self) -> String {
+        match self {
+            ShareSource::Words { .. } => "the words entered".into(),
+            ShareSource::Picture { name, .. } => format!("share picture {name}"),
+            ShareSource::File { name, .. } => format!("share file {name}"),
+        }
+    }
+}
+
+/// Unlock screen: one share presented for recovery (words, QR picture or share file) is read,
+/// checked against the locked vault's escrow (ceremony, M-of-N, its commitment) and kept in Rust
+/// until the recovery (or until the person leaves the screen). A bad share is named at once and
+/// not kept; so is one already presented.
+#[tauri::command]
+pub async fn present_share<R: Runtime>(
+    app: AppHandle<R>,
+    source: ShareSource,
+) -> AppResult<RecoveryShareCheck> {
+    let what = source.what();
+    let named = move |e: Error| -> AppError {
+        match e {
+            Error::BadShare(_) => Error::BadShare(format!(
+                "{what}: {}",
+                e.to_string().trim_start_matches("share refused: ")
+            ))
+            .into(),
+            other => other.into(),
+        }
+    };
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || -> AppResult<RecoveryShareCheck> {
+        let session = handle.state::<Session>();
+        let share = match source {
+            ShareSource::Words { words } => Share::from_words(&words).map_err(named)?,
+            ShareSource::Picture { bytes, .. } | ShareSource::File { bytes, .. }
+                if bytes.len() > MAX_PRESENTED_BYTES =>
+            {
+                return Err(named(Error::BadShare(
+                    "this file is far too large to be a share".into(),
+                )))
+            }
+            ShareSource::Picture { bytes, .. } => {
+                custos_core::scan::share_from_image(&bytes).map_err(named)?
+            }
+            ShareSource::File {
+                bytes, passphrase, ..
+            } => {
+                let _busy = session.begin_device()?;
+                let devices = Devices::new(&handle, session.vault_path(), session.config().demo);
+                open_share_file(&devices, &bytes, passphrase).map_err(named)?
+            }
+        };
+        let check = escrow::check_recovery_share(session.vault_path(), &share)?;
+        session.present(share)?;
+        Ok(check)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("reading the share stopped: {e}")))?
+}
+
+/// Opens a share file: with the passphrase given, or with the YubiKey PIV key it is locked to.
+fn open_share_file<R: Runtime>(
+    devices: &Devices<R>,
+    bytes: &[u8],
+    passphrase: Option<String>,
+) -> custos_core::Result<Share> {
+    match sharefile::lock_of(bytes)? {
+        FileLock::Passphrase => {
+            let pass = passphrase.filter(|p| !p.is_empty()).ok_or_else(|| {
+                Error::BadShare(
+                    "it is locked with a passphrase: its holder types the passphrase, then adds the file again".into(),
+                )
+            })?;
+            sharefile::open_with_passphrase(bytes, &Passphrase::new(pass))
+        }
+        FileLock::Piv { tags } => {
+            let (mut card, pin) = devices.piv_for_share_file(&tags)?;
+            sharefile::open_with_piv(bytes, card.as_mut(), &pin)
+        }
+    }
+}
+
+/// Unlock screen: a presented share is taken back (by its index).
+#[tauri::command]
+pub fn withdraw_share(session: State<'_, Session>, index: u8) -> Vec<u8> {
+    session.withdraw(index)
+}
+
+/// Unlock screen: every presented share is forgotten (the person left the recovery screen).
+#[tauri::command]
+pub fn forget_presented_shares(session: State<'_, Session>) {
+    session.forget_presented();
+}
+
+/// Unlock screen: the presented shares rebuild the recovery key; each holder confirms with their own
+/// key; the vault gets the new passphrase and is left unlocked. A bad, duplicate or missing share
+/// is named; nothing changes then (the shares stay presented for another try).
 #[tauri::command]
 pub async fn recover_vault<R: Runtime>(
     app: AppHandle<R>,
-    shares: Vec<String>,
     passphrase: String,
     confirmation: String,
 ) -> AppResult<SessionInfo> {
-    let shares = shares
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            Share::from_words(w).map_err(|e| {
-                Error::BadShare(format!(
-                    "share {} of those entered: {}",
-                    i + 1,
-                    e.to_string().trim_start_matches("share refused: ")
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let pass = new_passphrase(passphrase, confirmation)?;
     let handle = app.clone();
     let vault = tauri::async_runtime::spawn_blocking(move || -> AppResult<Vault> {
         let session = handle.state::<Session>();
+        let shares = session.presented();
+        if shares.is_empty() {
+            return Err(Error::BadShare(
+                "no share presented yet: each holder enters their share first".into(),
+            )
+            .into());
+        }
         let _busy = session.begin_device()?;
         let mut room = WindowRoom {
             app: handle.clone(),

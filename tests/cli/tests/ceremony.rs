@@ -429,6 +429,30 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
         handout(&["--bag-serial", "dave=TEB-0043"]),
         "already recorded",
     );
+    // A deviation the witness finds later, noted against the step it concerns (with a touch).
+    let deviation = |step: &str, note: &str| {
+        as_(
+            &env,
+            "wendy",
+            &[
+                "ceremony",
+                "deviation",
+                &e.ceremony,
+                "--step",
+                step,
+                "--note",
+                note,
+            ],
+        )
+    };
+    refused(deviation("42", "late"), "has no step 42");
+    refused(deviation("3", "  "), "note is empty");
+    let r = deviation("5", "carol's words were read aloud by mistake").ok();
+    assert!(
+        r.stdout().contains("deviation at step 5") && r.stdout().contains("11 steps"),
+        "{}",
+        r.stdout()
+    );
 
     let t_path = env.path("t.json");
     let t_s = t_path.to_string_lossy().into_owned();
@@ -440,10 +464,18 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
     let t: Value =
         serde_json::from_str(&std::fs::read_to_string(&t_path).expect("t")).expect("json");
     let steps = as_array(field(&t, "steps"));
-    // open, witness, split, five hand-outs, close, the witness's hand-out record.
-    assert_eq!(steps.len(), 10, "{t:#}");
+    // open, witness, split, five hand-outs, close, the witness's hand-out record, a deviation.
+    assert_eq!(steps.len(), 11, "{t:#}");
     let touched = steps.iter().filter(|s| !s["presence"].is_null()).count();
-    assert_eq!(touched, 9, "each person's step carries their touch: {t:#}");
+    assert_eq!(touched, 10, "each person's step carries their touch: {t:#}");
+    assert_eq!(
+        (steps[10]["action"].clone(), steps[10]["actor"].clone()),
+        (Value::from("deviation"), Value::from("wendy"))
+    );
+    assert_eq!(
+        str_field(&steps[10], "detail"),
+        "at step 5 (hand-out, carol): carol's words were read aloud by mistake"
+    );
     let last = &steps[9];
     assert_eq!(last["action"], "hand-out-finished");
     assert_eq!(last["actor"], "wendy");

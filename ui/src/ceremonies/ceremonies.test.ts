@@ -93,11 +93,11 @@ function transcript(over: Partial<Transcript> = {}): Transcript {
 }
 
 function handOut(index: number, name: string, medium: Medium, confirmed = false): HandOutView {
-  return { custodian: name, index, medium, fingerprint: `fp-${index}${index}${index}${index}`, confirmed };
+  return { custodian: name, index, medium, fingerprint: `fp-${index}${index}${index}${index}`, confirmed, file: null };
 }
 
 function escrowResult(shares: HandOutView[]): EscrowResult {
-  return { ceremony: 'cer-2026-0001', kind: 'escrow', threshold: 2, total: shares.length, date: '2026-12-03T16:00:00Z', shares, transcript: transcript() };
+  return { ceremony: 'cer-2026-0001', kind: 'escrow', threshold: 2, total: shares.length, date: '2026-12-03T16:00:00Z', shares, transcript: transcript(), share_dir: '/home/olivia/vault.db.shares' };
 }
 
 function revealed(h: HandOutView): RevealedShare {
@@ -225,8 +225,13 @@ describe('ceremony helpers', () => {
     await ipc.drillShare('harbor pencil');
     await ipc.ceremonyTranscript('cer-1');
     await ipc.exportTranscript('cer-1');
-    await ipc.checkRecoveryShare('harbor pencil');
-    await ipc.recoverVault(['a b', 'c d'], 'new pass', 'new pass');
+    await ipc.writeShareFile(3, '/media/usb', 'their pass', 'their pass');
+    await ipc.recordDeviation('cer-1', 3, 'printer jammed');
+    await ipc.presentShare({ kind: 'words', words: 'harbor pencil' });
+    await ipc.presentShare({ kind: 'file', name: 'bob.age', bytes: [1, 2], passphrase: null });
+    await ipc.withdrawShare(2);
+    await ipc.forgetPresentedShares();
+    await ipc.recoverVault('new pass', 'new pass');
     expect(calls).toEqual([
       { cmd: 'escrow_status', args: {} },
       { cmd: 'list_ceremonies', args: {} },
@@ -237,8 +242,13 @@ describe('ceremony helpers', () => {
       { cmd: 'drill_share', args: { words: 'harbor pencil' } },
       { cmd: 'ceremony_transcript', args: { id: 'cer-1' } },
       { cmd: 'export_transcript', args: { id: 'cer-1' } },
-      { cmd: 'check_recovery_share', args: { words: 'harbor pencil' } },
-      { cmd: 'recover_vault', args: { shares: ['a b', 'c d'], passphrase: 'new pass', confirmation: 'new pass' } },
+      { cmd: 'write_share_file', args: { index: 3, dir: '/media/usb', passphrase: 'their pass', confirmation: 'their pass' } },
+      { cmd: 'record_deviation', args: { ceremony: 'cer-1', step: 3, note: 'printer jammed' } },
+      { cmd: 'present_share', args: { source: { kind: 'words', words: 'harbor pencil' } } },
+      { cmd: 'present_share', args: { source: { kind: 'file', name: 'bob.age', bytes: [1, 2], passphrase: null } } },
+      { cmd: 'withdraw_share', args: { index: 2 } },
+      { cmd: 'forget_presented_shares', args: {} },
+      { cmd: 'recover_vault', args: { passphrase: 'new pass', confirmation: 'new pass' } },
     ]);
   });
 });
@@ -346,7 +356,7 @@ describe('EscrowWizard set-up', () => {
     const holders = [...r.target.querySelectorAll('#escrow-holders tbody tr')].map((tr) => tr.getAttribute('data-testid'));
     expect(holders).toEqual(['holder-carol', 'holder-dave', 'holder-erin']);
     const options = [...byTestId<HTMLSelectElement>(r.target, 'holder-medium-carol').options].map((o) => o.value);
-    expect(options).toEqual(['screen', 'card']);
+    expect(options).toEqual(['screen', 'card', 'file', 'passphrase-file']);
     const witnesses = [...byId<HTMLSelectElement>(r.target, 'escrow-witness').options].map((o) => o.value);
     expect(witnesses).toEqual(['', 'carol', 'dave', 'erin', 'wendy']);
 
@@ -595,6 +605,62 @@ describe('EscrowWizard run and hand-out', () => {
     expect(app.selectedCeremony).toBe('cer-2026-0001');
     expect(app.inCeremony).toBe(false);
   });
+
+  it('writes a share file (with the holder’s passphrase) into the chosen directory, and records a deviation', async () => {
+    const { r, calls, finish } = await runToHandout((cmd, args) => {
+      if (cmd === 'write_share_file') {
+        if (args.passphrase === 'short') throw { kind: 'weak_passphrase', message: 'This passphrase is too easy to guess (strength 0 of 4; at least 3 is required).' };
+        return { ...handOut(Number(args.index), Number(args.index) === 2 ? 'dave' : 'erin', Number(args.index) === 2 ? 'file' : 'passphrase-file'), file: `${String(args.dir)}/cer-2026-0001-share-${String(args.index)}.age` };
+      }
+      if (cmd === 'record_deviation') {
+        const t = transcript();
+        return { ...t, steps: [...t.steps, step({ seq: 4, actor: 'wendy', role: 'witness', action: 'deviation', detail: `at step ${String(args.step)} (escrow.split, custos): ${String(args.note)}` })] };
+      }
+      return undefined;
+    });
+    finish(escrowResult([handOut(1, 'carol', 'screen'), handOut(2, 'dave', 'file'), handOut(3, 'erin', 'passphrase-file')]));
+    await vi.waitFor(() => expect(r.target.querySelector('#handout')).not.toBeNull());
+    // File shares are written, never shown.
+    expect(r.target.querySelector('[data-testid="reveal-2"]')).toBeNull();
+    expect(byTestId(r.target, 'handout-status-3').textContent).toBe('not written');
+    expect(byId(r.target, 'handout-unconfirmed').textContent).toContain('Share file not written yet: #2 (dave), #3 (erin).');
+
+    click(byTestId(r.target, 'write-3'));
+    expect(byId<HTMLInputElement>(r.target, 'share-file-dir').value).toBe('/home/olivia/vault.db.shares');
+    type(byId<HTMLInputElement>(r.target, 'share-file-dir'), '/media/erin-usb');
+    type(byId<HTMLInputElement>(r.target, 'share-file-pass'), 'short');
+    type(byId<HTMLInputElement>(r.target, 'share-file-pass-again'), 'short');
+    click(byId(r.target, 'share-write-submit'));
+    await vi.waitFor(() => expect(byId(r.target, 'share-write-error').textContent).toContain('too easy to guess'));
+    type(byId<HTMLInputElement>(r.target, 'share-file-pass'), 'heron basalt midnight quarry');
+    type(byId<HTMLInputElement>(r.target, 'share-file-pass-again'), 'heron basalt midnight quarry');
+    click(byId(r.target, 'share-write-submit'));
+    await vi.waitFor(() => expect(r.target.querySelector('#share-write')).toBeNull());
+    expect(byId(r.target, 'handout-message').textContent).toBe('Share file of erin written to /media/erin-usb/cer-2026-0001-share-3.age.');
+    expect(byTestId(r.target, 'handout-status-3').textContent).toBe('file written');
+    // A YubiKey file asks no passphrase.
+    click(byTestId(r.target, 'write-2'));
+    expect(r.target.querySelector('#share-file-pass')).toBeNull();
+    click(byId(r.target, 'share-write-submit'));
+    await vi.waitFor(() => expect(byTestId(r.target, 'handout-status-2').textContent).toBe('file written'));
+    expect(commands(calls, 'write_share_file').map((c) => c.args)).toEqual([
+      { index: 3, dir: '/media/erin-usb', passphrase: 'short', confirmation: 'short' },
+      { index: 3, dir: '/media/erin-usb', passphrase: 'heron basalt midnight quarry', confirmation: 'heron basalt midnight quarry' },
+      { index: 2, dir: '/media/erin-usb', passphrase: null, confirmation: null },
+    ]);
+
+    // The witness notes a deviation against step 3.
+    const submit = () => byId<HTMLButtonElement>(r.target, 'deviation-submit');
+    expect(submit().disabled).toBe(true);
+    choose(byId<HTMLSelectElement>(r.target, 'deviation-step'), '3');
+    type(byId<HTMLInputElement>(r.target, 'deviation-note'), ' the split was run twice ');
+    expect(submit().disabled).toBe(false);
+    click(submit());
+    await vi.waitFor(() => expect(r.target.querySelector('#deviation-list')).not.toBeNull());
+    expect(byId(r.target, 'deviation-list').textContent).toContain('Step 4 (wendy): at step 3 (escrow.split, custos): the split was run twice');
+    expect(commands(calls, 'record_deviation').map((c) => c.args)).toEqual([{ ceremony: 'cer-2026-0001', step: 3, note: 'the split was run twice' }]);
+    expect(byId<HTMLTextAreaElement>(r.target, 'deviation-note').value).toBe('');
+  });
 });
 
 // ---- transcript -------------------------------------------------------------------------------
@@ -707,12 +773,15 @@ describe('RecoverVault', () => {
     app.custody = null;
     app.screen = 'recover';
     app.status = status();
+    const presented = new Set<number>();
     const calls = backend((cmd, args) => {
-      if (cmd === 'check_recovery_share') {
-        const words = String(args.words);
-        if (words.includes('wrong')) throw { kind: 'bad_share', message: 'share rejected: word 5 is wrong' };
-        if (words.startsWith('copy')) return check(1);
-        return check(indexOf(words));
+      if (cmd === 'present_share') {
+        const words = String((args.source as { words: string }).words);
+        if (words.includes('wrong')) throw { kind: 'bad_share', message: 'the words entered: word 5 is wrong' };
+        const index = words.startsWith('copy') ? 1 : indexOf(words);
+        if (presented.has(index)) throw { kind: 'bad_share', message: `share #${index} is already entered: each share counts once` };
+        presented.add(index);
+        return check(index);
       }
       if (cmd === 'passphrase_strength') return strength(4);
       if (cmd === 'recover_vault') return vaultInfo();
@@ -732,17 +801,10 @@ describe('RecoverVault', () => {
     expect(byTestId(r.target, 'recover-share-1').textContent).toContain('fp-1111');
     expect(byId(r.target, 'recover-needed').textContent?.trim()).toBe('1 of 2 shares');
     expect(input().value).toBe('');
-    expect(commands(calls, 'check_recovery_share').map((c) => c.args)).toEqual([{ words: first }]);
+    expect(commands(calls, 'present_share').map((c) => c.args)).toEqual([{ source: { kind: 'words', words: first } }]);
+    expect(byTestId(r.target, 'recover-share-from-1').textContent).toBe('words');
 
-    // The same words again (differently spaced): refused in the window, no call.
-    fill(input(), `  ${shareWords(1).join('\n').toUpperCase()} `);
-    add();
-    expect(byId(r.target, 'recover-share-error').textContent).toBe('Share #1 is already entered: each share counts once.');
-    expect(input().value).toBe('');
-    await new Promise((res) => setTimeout(res, 0));
-    expect(commands(calls, 'check_recovery_share')).toHaveLength(1);
-
-    // Other words for the same share index: checked, then refused by index.
+    // The same share again: Rust refuses it by index, and the window says so.
     fill(input(), 'copy of share one');
     add();
     await vi.waitFor(() => expect(byId(r.target, 'recover-share-error').textContent).toBe('Share #1 is already entered: each share counts once.'));
@@ -751,7 +813,8 @@ describe('RecoverVault', () => {
     // A bad share: the core's message names it.
     fill(input(), 'harbor wrong');
     add();
-    await vi.waitFor(() => expect(byId(r.target, 'recover-share-error').textContent).toBe('Share rejected: word 5 is wrong.'));
+    await vi.waitFor(() => expect(byId(r.target, 'recover-share-error').textContent).toBe('The words entered: word 5 is wrong.'));
+    expect(input().value, 'what was typed leaves the form').toBe('');
     expect(byId(r.target, 'recover-needed').textContent?.trim()).toBe('1 of 2 shares');
 
     const third = shareWords(3).join(' ');
@@ -770,17 +833,67 @@ describe('RecoverVault', () => {
     expect(byId<HTMLButtonElement>(r.target, 'recover-submit').disabled).toBe(false);
     click(byId(r.target, 'recover-submit'));
     await vi.waitFor(() => expect(app.screen).toBe('keys'));
-    expect(commands(calls, 'recover_vault').map((c) => c.args)).toEqual([{ shares: [first, third], passphrase: good, confirmation: good }]);
+    expect(commands(calls, 'recover_vault').map((c) => c.args)).toEqual([{ passphrase: good, confirmation: good }]);
     expect(app.vault).toMatchObject({ vault_id: 'vid' });
     expect(app.unlocked).toBe(true);
+  });
+
+  it('reads a QR picture and a share file and sends their bytes (and a file passphrase) to Rust', async () => {
+    app.vault = null;
+    app.screen = 'recover';
+    app.status = status();
+    const calls = backend((cmd, args) => {
+      if (cmd === 'present_share') {
+        const source = args.source as { kind: string; name: string };
+        if (source.name === 'blank.png') throw { kind: 'bad_share', message: 'share picture blank.png: no QR code found in the picture' };
+        return check(source.kind === 'picture' ? 2 : 3);
+      }
+      return undefined;
+    });
+    const r = render(RecoverVault, {});
+    cleanup = r.destroy;
+    const pick = (id: string, file: File) => {
+      const input = byId<HTMLInputElement>(r.target, id);
+      Object.defineProperty(input, 'files', { value: [file], configurable: true });
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+      flushSync();
+    };
+    click(byTestId(r.target, 'recover-via-picture'));
+    expect(r.target.querySelector('#recover-share-input')).toBeNull();
+    expect(byId<HTMLButtonElement>(r.target, 'recover-share-add').disabled).toBe(true);
+    pick('recover-picture-input', new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], 'blank.png', { type: 'image/png' }));
+    click(byId(r.target, 'recover-share-add'));
+    await vi.waitFor(() => expect(byId(r.target, 'recover-share-error').textContent).toBe('Share picture blank.png: no QR code found in the picture.'));
+    pick('recover-picture-input', new File([new Uint8Array([1, 2, 3])], 'erin.png', { type: 'image/png' }));
+    click(byId(r.target, 'recover-share-add'));
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="recover-share-1"]')).not.toBeNull());
+    expect(byTestId(r.target, 'recover-share-from-1').textContent).toBe('picture erin.png');
+
+    click(byTestId(r.target, 'recover-via-file'));
+    pick('recover-file-input', new File([new TextEncoder().encode('-----BEGIN AGE')], 'carol.age'));
+    fill(byId<HTMLInputElement>(r.target, 'recover-file-passphrase'), 'heron basalt');
+    click(byId(r.target, 'recover-share-add'));
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="recover-share-2"]')).not.toBeNull());
+    expect(byTestId(r.target, 'recover-share-from-2').textContent).toBe('file carol.age');
+    expect(byId<HTMLInputElement>(r.target, 'recover-file-passphrase').value, 'the file passphrase leaves the form').toBe('');
+    expect(commands(calls, 'present_share').map((c) => c.args)).toEqual([
+      { source: { kind: 'picture', name: 'blank.png', bytes: [0x89, 0x50, 0x4e, 0x47] } },
+      { source: { kind: 'picture', name: 'erin.png', bytes: [1, 2, 3] } },
+      { source: { kind: 'file', name: 'carol.age', bytes: Array.from(new TextEncoder().encode('-----BEGIN AGE')), passphrase: 'heron basalt' } },
+    ]);
+    expect(byId(r.target, 'recover-needed').textContent?.trim()).toBe('2 of 2 shares');
+    r.destroy();
+    cleanup = () => undefined;
+    expect(commands(calls, 'forget_presented_shares').length, 'on arrival and on leaving').toBe(2);
   });
 
   it('shows a refused recovery, lets a share be removed, and drops everything on the way back', async () => {
     app.vault = null;
     app.screen = 'recover';
     app.status = status();
-    backend((cmd, args) => {
-      if (cmd === 'check_recovery_share') return check(indexOf(String(args.words)));
+    const calls = backend((cmd, args) => {
+      if (cmd === 'present_share') return check(indexOf(String((args.source as { words: string }).words)));
+      if (cmd === 'withdraw_share') return [1];
       if (cmd === 'passphrase_strength') return strength(4);
       if (cmd === 'recover_vault') throw { kind: 'bad_share', message: 'share #2 does not match the recovery key digest' };
       return undefined;
@@ -801,7 +914,8 @@ describe('RecoverVault', () => {
     expect(app.screen).toBe('recover');
 
     click(byTestId(r.target, 'recover-share-remove-2'));
-    expect(r.target.querySelector('[data-testid="recover-share-2"]')).toBeNull();
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="recover-share-2"]')).toBeNull());
+    expect(commands(calls, 'withdraw_share').map((c) => c.args)).toEqual([{ index: 2 }]);
     expect(byId(r.target, 'recover-needed').textContent?.trim()).toBe('1 of 2 shares');
     expect(r.target.querySelector('#recover-passphrase')).toBeNull();
 
@@ -816,7 +930,7 @@ describe('RecoverVault', () => {
       (cmd, args) => {
         const a = (args ?? {}) as Record<string, unknown>;
         if (cmd === 'app_status') return status();
-        if (cmd === 'check_recovery_share') return check(indexOf(String(a.words)));
+        if (cmd === 'present_share') return check(indexOf(String((a.source as { words: string }).words)));
         if (cmd === 'passphrase_strength') return strength(4);
         if (cmd === 'recover_vault') return vaultInfo();
         if (cmd === 'list_keys') return [];

@@ -25,6 +25,7 @@ import type {
   Outcome,
   PinRequest,
   RecoveryShareCheck,
+  ShareSource,
   RequestView,
   RevealedShare,
   Role,
@@ -144,15 +145,24 @@ export const ipc = {
   /** The witness records the hand-out (touch): bag serials of the cards, a note on deviations. */
   finishHandout: (force: boolean, bagSerials: { index: number; serial: string }[], note: string | null) =>
     call<Transcript>('finish_handout', { force, bag_serials: bagSerials, note }),
+  /** Writes a share file into `dir`; a passphrase-file share is locked with the holder's passphrase. */
+  writeShareFile: (index: number, dir: string, passphrase: string | null, confirmation: string | null) =>
+    call<HandOutView>('write_share_file', { index, dir, passphrase, confirmation }),
+  /** The ceremony's witness notes a deviation at one step (touch); returns the transcript. */
+  recordDeviation: (ceremony: string, step: number, note: string) =>
+    call<Transcript>('record_deviation', { ceremony, step, note }),
   drillShare: (words: string) => call<ShareStatus>('drill_share', { words }),
   ceremonyTranscript: (id: string) => call<Transcript>('ceremony_transcript', { id }),
   /** Writes the transcript as JSON next to the vault; returns the path. */
   exportTranscript: (id: string) => call<string>('export_transcript', { id }),
-  /** Locked vault: checks one recovery share on entry. */
-  checkRecoveryShare: (words: string) => call<RecoveryShareCheck>('check_recovery_share', { words }),
-  /** Locked vault: rebuilds the recovery key, sets the new passphrase and leaves the vault unlocked. */
-  recoverVault: (shares: string[], passphrase: string, confirmation: string) =>
-    call<VaultInfo>('recover_vault', { shares, passphrase, confirmation }),
+  /** Locked vault: one recovery share presented (words, QR picture, share file), checked and kept in Rust. */
+  presentShare: (source: ShareSource) => call<RecoveryShareCheck>('present_share', { source }),
+  /** Takes a presented share back; returns the indexes still presented. */
+  withdrawShare: (index: number) => call<number[]>('withdraw_share', { index }),
+  forgetPresentedShares: () => call<void>('forget_presented_shares'),
+  /** Locked vault: the presented shares rebuild the recovery key; sets the new passphrase, leaves the vault unlocked. */
+  recoverVault: (passphrase: string, confirmation: string) =>
+    call<VaultInfo>('recover_vault', { passphrase, confirmation }),
 
   /** The PIN dialog's answer (null cancels). The PIN goes to Rust and nowhere else. */
   submitPin: (id: number, pin: string | null) => call<void>('submit_pin', { id, pin }),

@@ -268,9 +268,21 @@ export interface TouchRequest {
 
 // ---- quorum ceremonies (recovery escrow, rekey, drills, transcripts) --------------------------
 
-/** How a share reaches its holder: read off the screen, or a printed card. */
-export type Medium = 'screen' | 'card';
-export const MEDIA: readonly Medium[] = ['screen', 'card'];
+/**
+ * How a share reaches its holder: read off the screen, a printed card, or an encrypted share file
+ * (age) that opens with the holder's YubiKey PIV key (`file`) or with a passphrase they choose.
+ */
+export type Medium = 'screen' | 'card' | 'file' | 'passphrase-file';
+export const MEDIA: readonly Medium[] = ['screen', 'card', 'file', 'passphrase-file'];
+export const MEDIUM_LABEL: Record<Medium, string> = {
+  screen: 'screen',
+  card: 'card',
+  file: 'file (YubiKey)',
+  'passphrase-file': 'file (passphrase)',
+};
+export function isFileMedium(m: Medium): boolean {
+  return m === 'file' || m === 'passphrase-file';
+}
 
 /** One share of the escrow as the vault knows it: its commitment's fingerprint and drill state. */
 export interface ShareStatus {
@@ -330,6 +342,8 @@ export interface HandOutView {
   medium: Medium;
   fingerprint: string;
   confirmed: boolean;
+  /** For a share file: where it was written, once it was. */
+  file: string | null;
 }
 
 export interface EscrowResult {
@@ -340,6 +354,8 @@ export interface EscrowResult {
   date: string;
   shares: HandOutView[];
   transcript: Transcript;
+  /** The directory offered for share files (next to the vault). */
+  share_dir: string;
 }
 
 /** SECRET: one share's words and QR. Kept in the showing component only, dropped on hide. */
@@ -362,6 +378,15 @@ export interface RevealedShare {
 export interface CeremonyStepEvent {
   text: string;
 }
+
+/**
+ * How a share is presented at recovery. Words are typed; a picture (of the QR code) or a share file
+ * is read from the file the person chose and sent as bytes; Rust decodes, checks and keeps it.
+ */
+export type ShareSource =
+  | { kind: 'words'; words: string }
+  | { kind: 'picture'; name: string; bytes: number[] }
+  | { kind: 'file'; name: string; bytes: number[]; passphrase: string | null };
 
 /** A recovery share that passed its checks (words, ceremony, commitment). */
 export interface RecoveryShareCheck {
