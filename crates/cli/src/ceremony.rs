@@ -15,36 +15,9 @@ use crate::{devices, print_json, unlock, vault_path, Cli, CliResult, Failure};
 #[derive(Subcommand)]
 pub enum CeremonyCmd {
     /// Split a new recovery key M-of-N among custodians (rekey when an escrow exists: old shares die)
-    Escrow {
-        #[arg(long)]
-        threshold: u8,
-        /// NAME[:screen|card|file|passphrase-file], once per share holder (`file`: encrypted to the
-        /// holder's YubiKey PIV key)
-        #[arg(long = "custodian", required = true)]
-        custodians: Vec<String>,
-        #[arg(long)]
-        witness: String,
-        /// Where share cards, share files and the transcript are written
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-        /// NAME=FILE: the passphrase of NAME's `passphrase-file` share, first line of FILE (else the
-        /// holder types it, twice)
-        #[arg(long = "share-passphrase-file")]
-        share_passphrases: Vec<String>,
-    },
+    Escrow(EscrowArgs),
     /// Same as escrow when an escrow exists: a new split, the old shares are dead
-    Rekey {
-        #[arg(long)]
-        threshold: u8,
-        #[arg(long = "custodian", required = true)]
-        custodians: Vec<String>,
-        #[arg(long)]
-        witness: String,
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-        #[arg(long = "share-passphrase-file")]
-        share_passphrases: Vec<String>,
-    },
+    Rekey(EscrowArgs),
     /// Rebuild the recovery key from M shares and set a new passphrase (no passphrase needed)
     Recover {
         #[command(flatten)]
@@ -94,6 +67,38 @@ pub enum CeremonyCmd {
         #[arg(long)]
         expect_key: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+pub struct EscrowArgs {
+    /// M: how many shares recover the vault (2 ≤ M ≤ N ≤ 32)
+    #[arg(long)]
+    threshold: u8,
+    /// NAME[:screen|card|file|passphrase-file], once per share holder (`file`: encrypted to the
+    /// holder's YubiKey PIV key)
+    #[arg(long = "custodian", required = true)]
+    custodians: Vec<String>,
+    /// The witness: a custodian who is neither the administrator nor a holder
+    #[arg(long)]
+    witness: String,
+    /// Where share cards, share files and the transcript are written
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// NAME=FILE: the passphrase of NAME's `passphrase-file` share, first line of FILE (else the
+    /// holder types it, twice)
+    #[arg(long = "share-passphrase-file")]
+    share_passphrases: Vec<String>,
+    /// The hand-out happens now, at this terminal: each screen holder in turn sees their words,
+    /// writes them down and types them back (standard input; a wrong word is named, three tries);
+    /// then the witness records the hand-out with a touch, as `ceremony handout` does
+    #[arg(long)]
+    type_back: bool,
+    /// With --type-back: NAME=SERIAL, the tamper-evident bag NAME's card was sealed in
+    #[arg(long = "bag-serial", requires = "type_back")]
+    bag_serials: Vec<String>,
+    /// With --type-back: a deviation from the script, in the witness's words
+    #[arg(long, requires = "type_back")]
+    note: Option<String>,
 }
 
 /// Shares given on the command line: as words, or as share files.
@@ -235,14 +240,23 @@ fn share_passphrases(plan: &EscrowPlan, given: &[String]) -> CliResult<Vec<(Stri
     Ok(out)
 }
 
-fn run_escrow(
-    cli: &Cli,
-    threshold: u8,
-    custodians: &[String],
-    witness: &str,
-    out_dir: Option<&Path>,
-    given_passphrases: &[String],
-) -> CliResult {
+fn run_escrow(cli: &Cli, args: &EscrowArgs) -> CliResult {
+    let EscrowArgs {
+        threshold,
+        custodians,
+        witness,
+        out_dir,
+        share_passphrases: given_passphrases,
+        type_back,
+        bag_serials,
+        note,
+    } = args;
+    let (threshold, out_dir) = (*threshold, out_dir.as_deref());
+    if *type_back && cli.json {
+        return Err(Failure::Usage(
+            "--type-back is a conversation at the terminal: it cannot be used with --json".into(),
+        ));
+    }
     let mut v = unlock(cli)?;
     let path = vault_path(cli)?;
     let demo = cli.demo || v.custody_status()?.demo;
@@ -322,6 +336,48 @@ fn run_escrow(
     }
     if cli.json {
         print_json(&serde_json::json!({ "ceremony": out.ceremony, "shares": screen }))
+    } else if *type_back {
+        println!(
+            "ceremony {}: {}-of-{} {} done; the hand-out starts",
+            out.ceremony,
+            threshold,
+            plan.holders.len(),
+            out.transcript.kind
+        );
+        let confirmed = type_back_each(&out.shares)?;
+        let holders: Vec<(String, u8)> = out
+            .shares
+            .iter()
+            .map(|h| (h.custodian.clone(), h.share.index))
+            .collect();
+        let serials = parse_bag_serials(&holders, bag_serials)?;
+        let report = HandOutReport {
+            confirmed: &confirmed,
+            bag_serials: &serials,
+            note: note.as_deref(),
+            ..HandOutReport::default()
+        };
+        eprintln!("witness {}: record the hand-out", plan.witness);
+        let (records, t) = v.finish_handout(&out.ceremony, &report, &mut room)?;
+        for r in records.iter().filter(|r| r.medium == Medium::Screen) {
+            println!(
+                "share #{} ({}): {}",
+                r.index,
+                r.custodian,
+                if r.confirmed {
+                    "typed back correctly"
+                } else {
+                    "NOT confirmed"
+                }
+            );
+        }
+        println!(
+            "hand-out of ceremony {} recorded in its transcript ({} steps, head {})",
+            out.ceremony,
+            t.steps.len(),
+            t.head
+        );
+        Ok(())
     } else {
         println!(
             "ceremony {}: {}-of-{} escrow done",
@@ -347,27 +403,7 @@ fn run_escrow(
 
 pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
     match cmd {
-        CeremonyCmd::Escrow {
-            threshold,
-            custodians,
-            witness,
-            out_dir,
-            share_passphrases,
-        }
-        | CeremonyCmd::Rekey {
-            threshold,
-            custodians,
-            witness,
-            out_dir,
-            share_passphrases,
-        } => run_escrow(
-            cli,
-            *threshold,
-            custodians,
-            witness,
-            out_dir.as_deref(),
-            share_passphrases,
-        ),
+        CeremonyCmd::Escrow(args) | CeremonyCmd::Rekey(args) => run_escrow(cli, args),
         CeremonyCmd::Recover {
             shares,
             new_passphrase_file,
@@ -428,20 +464,12 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             let status = v.escrow_status()?.ok_or_else(|| {
                 Failure::Core(Error::BadShare("this vault has no escrow yet".into()))
             })?;
-            let mut serials = Vec::new();
-            for b in bag_serials {
-                let (name, serial) = b.split_once('=').ok_or_else(|| {
-                    Failure::Usage(format!("--bag-serial takes NAME=SERIAL, not {b:?}"))
-                })?;
-                let share = status
-                    .shares
-                    .iter()
-                    .find(|s| s.custodian == name)
-                    .ok_or_else(|| {
-                        Failure::Usage(format!("{name} holds no share of this escrow"))
-                    })?;
-                serials.push((share.index, serial.to_string()));
-            }
+            let holders: Vec<(String, u8)> = status
+                .shares
+                .iter()
+                .map(|s| (s.custodian.clone(), s.index))
+                .collect();
+            let serials = parse_bag_serials(&holders, bag_serials)?;
             let mut room = CliRoom {
                 vault: &path,
                 demo: cli.demo || v.custody_status()?.demo,
@@ -508,6 +536,91 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             }
         }
     }
+}
+
+/// `--bag-serial NAME=SERIAL` as (share index, serial), for the holders (custodian, index) given.
+fn parse_bag_serials(holders: &[(String, u8)], given: &[String]) -> CliResult<Vec<(u8, String)>> {
+    given
+        .iter()
+        .map(|b| {
+            let (name, serial) = b.split_once('=').ok_or_else(|| {
+                Failure::Usage(format!("--bag-serial takes NAME=SERIAL, not {b:?}"))
+            })?;
+            let (_, index) = holders
+                .iter()
+                .find(|(h, _)| h == name)
+                .ok_or_else(|| Failure::Usage(format!("{name} holds no share of this escrow")))?;
+            Ok((*index, serial.to_string()))
+        })
+        .collect()
+}
+
+/// The hand-out of the screen shares at the terminal: each holder in turn sees their words, writes
+/// them down, presses Enter (the screen is cleared when it is a terminal) and types them back from
+/// standard input, three tries. Returns the shares typed back correctly; a holder who gives up (or
+/// the end of the input) leaves theirs unconfirmed, and the record says so.
+fn type_back_each(shares: &[HandOut]) -> CliResult<Vec<u8>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock();
+    let mut read = |prompt: &str| -> Option<zeroize::Zeroizing<String>> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = zeroize::Zeroizing::new(String::new());
+        match lines.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line),
+        }
+    };
+    let clear = std::io::stdout().is_terminal();
+    let mut confirmed = Vec::new();
+    for h in shares.iter().filter(|h| h.medium == Medium::Screen) {
+        let name = &h.custodian;
+        println!(
+            "\n== share #{} for {name}: only {name} looks at the screen now ==",
+            h.share.index
+        );
+        for (row, chunk) in h.words().chunks(6).enumerate() {
+            let cells: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, w)| format!("{:>2} {w:<9}", row * 6 + i + 1))
+                .collect();
+            println!("  {}", cells.join(" "));
+        }
+        let _ = std::io::stdout().flush();
+        if read(&format!(
+            "{name}: write the words down, then press Enter (the words leave the screen): "
+        ))
+        .is_none()
+        {
+            eprintln!("no input: share #{} is not confirmed", h.share.index);
+            continue;
+        }
+        if clear {
+            print!("\x1b[2J\x1b[3J\x1b[H");
+            let _ = std::io::stdout().flush();
+        }
+        for attempt in 1..=3 {
+            let Some(typed) = read(&format!("{name}: type your words back from your paper: "))
+            else {
+                break;
+            };
+            match h.confirm(&typed) {
+                Ok(()) => {
+                    eprintln!("share #{} confirmed: {name} wrote it down correctly", h.share.index);
+                    confirmed.push(h.share.index);
+                    break;
+                }
+                Err(e) if attempt < 3 => eprintln!("{e}; try again ({} tries left)", 3 - attempt),
+                Err(e) => eprintln!(
+                    "{e}; share #{} stays NOT confirmed: {name} must not leave without a correct copy",
+                    h.share.index
+                ),
+            }
+        }
+    }
+    Ok(confirmed)
 }
 
 fn hex_fp(public_hex: &str) -> String {

@@ -942,3 +942,181 @@ fn shares_read_from_pictures_of_their_qr_codes_recover_and_a_bad_picture_is_name
     .ok();
     assert!(opens_with(&env, "from pictures"));
 }
+
+/// The words of one share as `--type-back` shows them: rows of "N word" cells.
+fn shown_words(rows: &[String]) -> Vec<String> {
+    rows.iter()
+        .flat_map(|r| r.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|t| t.parse::<u32>().is_err())
+        .collect()
+}
+
+#[test]
+fn type_back_at_the_terminal_confirms_screen_shares_and_the_witness_records_the_hand_out() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let env = ceremony_team();
+    let dir = env.path("out");
+    std::fs::create_dir_all(&dir).expect("out");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let (mut c, _) = env.cmd([
+        "--demo",
+        "--as",
+        "olivia",
+        "ceremony",
+        "escrow",
+        "--threshold",
+        "2",
+        "--custodian",
+        "bob",
+        "--custodian",
+        "carol",
+        "--custodian",
+        "dave:card",
+        "--witness",
+        "wendy",
+        "--out-dir",
+        &dir_s,
+        "--type-back",
+        "--bag-serial",
+        "dave=TEB-0007",
+        "--note",
+        "carol could not copy her words: she gets a new share at the next rekey",
+    ]);
+    c.env("CUSTOS_PIN", PIN).env_remove("CUSTOS_AS");
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("custos runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut seen = Vec::new();
+    let mut next = |seen: &mut Vec<String>| -> String {
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!(
+                "custos --type-back stopped talking; stdout so far:\n{}",
+                seen.join("\n")
+            )
+        });
+        seen.push(line.clone());
+        line
+    };
+    // Each screen holder's words, as shown, then what they type back.
+    let mut words_of = |who: &str, seen: &mut Vec<String>| -> Vec<String> {
+        while !next(seen).contains(&format!("for {who}: only {who} looks")) {}
+        let rows: Vec<String> = (0..6).map(|_| next(seen)).collect();
+        shown_words(&rows)
+    };
+    let bob = words_of("bob", &mut seen);
+    assert_eq!(bob.len(), 34, "{bob:?}");
+    let mut typo = bob.clone();
+    typo[2] = if typo[2] == "abandon" {
+        "ability".into()
+    } else {
+        "abandon".into()
+    };
+    writeln!(input, "\n{}\n{}", typo.join(" "), bob.join(" ")).expect("bob types");
+    let carol = words_of("carol", &mut seen);
+    assert_eq!(carol.len(), 34);
+    // Carol gives bob's words three times: a valid share, but not hers.
+    writeln!(input, "\n{0}\n{0}\n{0}", bob.join(" ")).expect("carol types");
+    drop(input);
+    while let Ok(line) = rx.recv_timeout(DEADLINE) {
+        seen.push(line);
+    }
+    let status = child.wait().expect("custos ends");
+    let stderr = stderr.join().expect("stderr");
+    let stdout = seen.join("\n");
+    assert!(
+        status.success(),
+        "exit {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("word 3"),
+        "the typo is named by position: {stderr}"
+    );
+    assert!(stderr.contains("not share #2"), "{stderr}");
+    assert!(stderr.contains("share #2 stays NOT confirmed"), "{stderr}");
+    assert!(
+        stdout.contains("share #1 (bob): typed back correctly"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("share #2 (carol): NOT confirmed"),
+        "{stdout}"
+    );
+    let ceremony = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ceremony ")
+                .and_then(|r| r.split(':').next())
+        })
+        .expect("ceremony id")
+        .to_string();
+    assert!(
+        stdout.contains(&format!("hand-out of ceremony {ceremony} recorded")),
+        "{stdout}"
+    );
+
+    // The witness's record is the transcript's last step, with the bag serial and the note.
+    let t_path = env.path("t.json");
+    let t_s = t_path.to_string_lossy().into_owned();
+    run(&env, &["ceremony", "transcript", &ceremony, "--out", &t_s]).ok();
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(&t_path).expect("t")).expect("json");
+    let steps = as_array(field(&t, "steps"));
+    let last = steps.last().expect("a step");
+    assert_eq!(
+        (last["action"].clone(), last["actor"].clone()),
+        (Value::from("hand-out-finished"), Value::from("wendy"))
+    );
+    let d = str_field(last, "detail");
+    for part in [
+        "share #1 (bob) confirmed: the words were typed back",
+        "share #2 (carol) NOT confirmed",
+        "share #3 (dave) on a printed card, sealed in bag TEB-0007",
+        "deviations: carol could not copy her words",
+    ] {
+        assert!(d.contains(part), "{part:?} missing in {d}");
+    }
+    refused(
+        as_(&env, "wendy", &["ceremony", "handout", &ceremony]),
+        "already recorded",
+    );
+    // --type-back is a conversation: not with --json.
+    let r = as_(
+        &env,
+        "olivia",
+        &[
+            "ceremony",
+            "rekey",
+            "--threshold",
+            "2",
+            "--custodian",
+            "bob",
+            "--custodian",
+            "carol",
+            "--witness",
+            "wendy",
+            "--type-back",
+            "--json",
+        ],
+    );
+    refused(r, "cannot be used with --json");
+}
