@@ -1007,7 +1007,7 @@ fn type_back_at_the_terminal_confirms_screen_shares_and_the_witness_records_the_
         s
     });
     let mut seen = Vec::new();
-    let mut next = |seen: &mut Vec<String>| -> String {
+    let next = |seen: &mut Vec<String>| -> String {
         let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
             panic!(
                 "custos --type-back stopped talking; stdout so far:\n{}",
@@ -1018,7 +1018,7 @@ fn type_back_at_the_terminal_confirms_screen_shares_and_the_witness_records_the_
         line
     };
     // Each screen holder's words, as shown, then what they type back.
-    let mut words_of = |who: &str, seen: &mut Vec<String>| -> Vec<String> {
+    let words_of = |who: &str, seen: &mut Vec<String>| -> Vec<String> {
         while !next(seen).contains(&format!("for {who}: only {who} looks")) {}
         let rows: Vec<String> = (0..6).map(|_| next(seen)).collect();
         shown_words(&rows)
