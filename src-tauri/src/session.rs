@@ -76,7 +76,10 @@ impl Session {
             creating: AtomicBool::new(false),
             device_busy: AtomicBool::new(false),
             handout: Mutex::new(None),
-            presented: Mutex::new(Vec::new()),
+            // Room for every share of the largest escrow: no reallocation leaves copies behind.
+            presented: Mutex::new(Vec::with_capacity(
+                custos_core::sharing::MAX_SHARES as usize,
+            )),
         }
     }
 
@@ -108,6 +111,13 @@ impl Session {
     /// already presented (each share counts once), or one of another ceremony.
     pub fn present(&self, share: Share) -> AppResult<()> {
         let mut presented = relock(&self.presented);
+        if presented.len() >= custos_core::sharing::MAX_SHARES as usize {
+            return Err(custos_core::Error::BadShare(format!(
+                "{} shares are entered already: no escrow has more",
+                presented.len()
+            ))
+            .into());
+        }
         if presented.iter().any(|s| s.index == share.index) {
             return Err(custos_core::Error::BadShare(format!(
                 "share #{} is already entered: each share counts once",
@@ -227,6 +237,7 @@ impl Session {
     /// Locks the vault if it is unlocked. Returns whether there was one to lock.
     pub fn lock(&self) -> bool {
         self.take_handout();
+        self.forget_presented();
         let taken = relock(&self.vault).take();
         match taken {
             Some(vault) => {
@@ -242,6 +253,10 @@ impl Session {
     pub fn lock_if_idle(&self) -> bool {
         if self.device_busy() {
             return false;
+        }
+        // Shares presented on the unlock screen and left there are forgotten after the idle time.
+        if self.idle_for() >= self.config.idle_timeout {
+            self.forget_presented();
         }
         let mut guard = relock(&self.vault);
         if self.device_busy() {

@@ -1404,10 +1404,23 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
     );
     let carol_bytes = std::fs::read(&carol_file).expect("written");
     assert!(carol_bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+    let again = write(1, &out_s, Some(CAROL)).expect_err("written once");
+    assert_eq!(again["kind"], "exists", "{again}");
+    assert!(
+        again["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already written")),
+        "{again}"
+    );
+    // A file already there (from another ceremony, say) is never replaced.
+    let taken = dir.path().join("taken");
+    std::fs::create_dir_all(&taken).expect("dir");
+    std::fs::write(taken.join(format!("{ceremony}-share-2-dave.age")), b"old").expect("old");
+    let refused = write(2, &taken.display().to_string(), None).expect_err("exists");
+    assert_eq!(refused["kind"], "exists", "{refused}");
     assert_eq!(
-        write(1, &out_s, Some(CAROL)).expect_err("exists")["kind"],
-        "exists",
-        "an existing share file is never replaced"
+        std::fs::read(taken.join(format!("{ceremony}-share-2-dave.age"))).expect("old"),
+        b"old"
     );
     #[cfg(unix)]
     {
@@ -1511,9 +1524,15 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
             .is_some_and(|m| m.contains("share file share.age") && m.contains("passphrase")),
         "{no_pass}"
     );
-    assert!(h
+    let wrong = h
         .call("present_share", file(&carol_bytes, Some("not it at all")))
-        .is_err());
+        .expect_err("a wrong passphrase");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share file share.age")),
+        "{wrong}"
+    );
     let mut flipped = carol_bytes.clone();
     let mid = flipped.len() / 2;
     flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
@@ -1563,4 +1582,104 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
         json!({"passphrase": NEW, "confirmation": NEW}),
     );
     assert!(h.call("list_keys", json!({})).is_ok(), "recovered");
+    // Shares are presented only to a locked vault, and a lock forgets any left presented.
+    assert_eq!(
+        h.err_kind("present_share", picture(qr_png(erin_qr))),
+        "bad_input"
+    );
+    h.ok("lock", json!({}));
+    h.ok("present_share", picture(qr_png(erin_qr)));
+    h.ok("unlock", json!({"passphrase": NEW}));
+    h.ok("lock", json!({}));
+    let none = h
+        .call(
+            "recover_vault",
+            json!({"passphrase": NEW, "confirmation": NEW}),
+        )
+        .expect_err("nothing presented");
+    assert!(
+        none["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no share presented")),
+        "{none}"
+    );
+}
+
+#[test]
+fn a_forced_hand_out_records_an_unwritten_file_but_never_leaves_fewer_than_m_shares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let h = demo_harness(&vault, Duration::from_secs(20));
+    let _person = person(&h);
+    h.create_test_vault();
+    h.three_custodians();
+    for (name, roles) in [("erin", &["custodian"][..]), ("wendy", &["auditor"][..])] {
+        assert!(h.add(name, roles)["done"].is_string());
+        assert!(h.enroll(name, "fido2")["done"].is_string());
+    }
+    let result = h.ok(
+        "run_escrow",
+        json!({
+            "threshold": 2,
+            "holders": [
+                {"name": "carol", "medium": "passphrase-file"},
+                {"name": "dave", "medium": "screen"},
+                {"name": "erin", "medium": "passphrase-file"},
+            ],
+            "witness": "wendy",
+        }),
+    );
+    let ceremony = result["ceremony"].as_str().expect("ceremony").to_owned();
+    let dave = h.ok("reveal_share", json!({"index": 2}));
+    h.ok(
+        "confirm_share",
+        json!({"index": 2, "words": words_of(&dave)}),
+    );
+    let finish = || {
+        h.call(
+            "finish_handout",
+            json!({"force": true, "bag_serials": [], "note": "erin's USB stick failed"}),
+        )
+    };
+    // Two files unwritten: only dave's share would go out, fewer than the 2 needed.
+    let few = finish().expect_err("fewer than M");
+    assert!(
+        few["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only 1 of the 3 shares") && m.contains("rekey")),
+        "{few}"
+    );
+    const PASS: &str = "heron basalt midnight quarry lantern";
+    h.ok(
+        "write_share_file",
+        json!({"index": 1, "dir": dir.path().join("usb").display().to_string(), "passphrase": PASS, "confirmation": PASS}),
+    );
+    let t = finish().expect("two shares out of three");
+    let detail = t["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(|s| s["detail"].as_str())
+        .expect("detail")
+        .to_owned();
+    assert!(
+        detail.contains("share #3 (erin) NOT handed out: the share file was never written"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("share #1 (carol) in a share file locked with their passphrase"),
+        "{detail}"
+    );
+    assert_eq!(
+        h.err_kind(
+            "write_share_file",
+            json!({"index": 3, "dir": dir.path().display().to_string(), "passphrase": PASS, "confirmation": PASS})
+        ),
+        "no_handout",
+        "the shares are gone once the hand-out is recorded"
+    );
+    let audit = h.ok("audit_entries", json!({})).to_string();
+    assert!(
+        audit.contains(&ceremony) && audit.contains("NOT handed out"),
+        "{audit}"
+    );
 }

@@ -732,7 +732,8 @@ async function ceremonyPhase() {
     await enterPin('dave', { pin: DAVE_PIV_PIN });
     await waitText('#recover-needed', '2 of 2', 20000);
     await deviceDialogGone("dave's PIV touch prompt never cleared");
-    await waitText('[data-testid="recover-share-from-2"]', 'file');
+    await waitText('[data-testid="recover-share-from-2"]', 'share-2-dave.age');
+    await waitText('[data-testid="recover-share-from-1"]', 'share-1-carol.age');
     await fill('#recover-passphrase', RECOVERED_AGAIN);
     await fill('#recover-confirm', RECOVERED_AGAIN);
     await snap('ceremony-recover-files.png');

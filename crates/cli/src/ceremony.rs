@@ -293,9 +293,11 @@ fn run_escrow(cli: &Cli, args: &EscrowArgs) -> CliResult {
             })),
             Medium::Card => {
                 let dir = out_dir.ok_or_else(|| Failure::Usage("--out-dir missing".into()))?;
-                let file = dir.join(format!(
-                    "{}-share-{}-{}.html",
-                    out.ceremony, h.share.index, h.custodian
+                let file = dir.join(escrow::share_file_name(
+                    &out.ceremony,
+                    h.share.index,
+                    &h.custodian,
+                    "html",
                 ));
                 write_new(&file, &share_card(h, &out.ceremony, &date)?)?;
                 eprintln!(
@@ -311,9 +313,11 @@ fn run_escrow(cli: &Cli, args: &EscrowArgs) -> CliResult {
                     .find(|(n, _)| *n == h.custodian)
                     .map(|(_, p)| p);
                 let bytes = h.share_file(pass)?;
-                let file = dir.join(format!(
-                    "{}-share-{}-{}.age",
-                    out.ceremony, h.share.index, h.custodian
+                let file = dir.join(escrow::share_file_name(
+                    &out.ceremony,
+                    h.share.index,
+                    &h.custodian,
+                    "age",
                 ));
                 write_new(&file, &String::from_utf8_lossy(&bytes))?;
                 eprintln!(

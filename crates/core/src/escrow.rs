@@ -358,6 +358,20 @@ pub fn verify_transcript(path: &Path, expected_fingerprint: Option<&str>) -> Res
             t.format
         )));
     }
+    let public = check_transcript(&t)?;
+    if let Some(fp) = expected_fingerprint {
+        if crate::audit::key_fingerprint(&public) != fp {
+            return Err(Error::BadTranscript(format!(
+                "signed by audit key {}, not the expected {fp}",
+                crate::audit::key_fingerprint(&public)
+            )));
+        }
+    }
+    Ok(t)
+}
+
+/// The chain of `t`'s steps, its head and its signature by the audit key it names (returned).
+fn check_transcript(t: &Transcript) -> Result<[u8; 32]> {
     let mut prev = "0".repeat(64);
     for s in &t.steps {
         if s.prev_hash != prev || step_hash(s)? != s.hash {
@@ -377,14 +391,6 @@ pub fn verify_transcript(path: &Path, expected_fingerprint: Option<&str>) -> Res
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::BadTranscript("the audit key is malformed".into()))?;
-    if let Some(fp) = expected_fingerprint {
-        if crate::audit::key_fingerprint(&public) != fp {
-            return Err(Error::BadTranscript(format!(
-                "signed by audit key {}, not the expected {fp}",
-                crate::audit::key_fingerprint(&public)
-            )));
-        }
-    }
     let key = ed25519_dalek::VerifyingKey::from_bytes(&public)
         .map_err(|_| Error::BadTranscript("the audit key is invalid".into()))?;
     let sig: [u8; 64] = hex::decode(&t.signature)
@@ -396,7 +402,24 @@ pub fn verify_transcript(path: &Path, expected_fingerprint: Option<&str>) -> Res
         &ed25519_dalek::Signature::from_bytes(&sig),
     )
     .map_err(|_| Error::BadTranscript("the signature does not verify".into()))?;
-    Ok(t)
+    Ok(public)
+}
+
+/// The name of a share card or share file: `<ceremony>-share-<index>-<custodian>.<ext>`, the
+/// custodian's name reduced to letters, digits, `-` and `_` (anything else becomes `_`), so that no
+/// name can leave the directory or hide the file.
+pub fn share_file_name(ceremony: &str, index: u8, custodian: &str, ext: &str) -> String {
+    let name: String = custodian
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ceremony}-share-{index}-{name}.{ext}")
 }
 
 /// The state of the escrow for the drill screen and `ceremony list`.
@@ -904,6 +927,18 @@ impl Vault {
                 )));
             }
         }
+        let lost = records
+            .iter()
+            .filter(|h| unwritten.contains(&h.index))
+            .count();
+        if records.len() - lost < r.set.threshold as usize {
+            return Err(Error::BadShare(format!(
+                "only {} of the {} shares would be handed out, fewer than the {} needed to recover: write the missing share files, or run a rekey",
+                records.len() - lost,
+                records.len(),
+                r.set.threshold
+            )));
+        }
         for i in confirmed {
             if !records
                 .iter()
@@ -1026,7 +1061,8 @@ impl Vault {
         step: WitnessStep<'_>,
         room: &mut dyn Room,
     ) -> Result<Transcript> {
-        let t = self.transcript(ceremony)?;
+        let stored = self.transcript_text(ceremony)?;
+        let t = self.checked_transcript(ceremony, &stored)?;
         let witness = t
             .steps
             .iter()
@@ -1047,7 +1083,13 @@ impl Vault {
             "{n}. Witness {witness} {}. Touch your key.",
             step.says
         ));
-        let e = self.ceremony_touch(&w, ceremony, n, room)?;
+        // The touch is bound to what the witness signs off: the step and its text.
+        let purpose = format!(
+            "ceremony {ceremony} step {n} {} {}",
+            step.action,
+            hex::encode(Sha256::digest(step.detail.as_bytes()))
+        );
+        let e = self.room_touch(&w, &purpose, room)?;
         let mut rec = Recorder { steps: t.steps };
         rec.add(
             &witness,
@@ -1073,13 +1115,19 @@ impl Vault {
         let id = hex::decode(ceremony).map_err(|_| Error::BadTranscript(ceremony.into()))?;
         let (conn, ctx) = (&mut self.conn, &self.ctx);
         let tx = begin(conn, ctx)?;
+        // Nothing else may have added a step while the witness was at their key.
+        let changed = tx.execute(
+            "UPDATE ceremonies SET transcript = ?2 WHERE id = ?1 AND transcript = ?3",
+            rusqlite::params![id, transcript_json, stored],
+        )?;
+        if changed != 1 {
+            return Err(Error::BadTranscript(format!(
+                "the transcript of ceremony {ceremony} changed while the witness was at their key (another window or command added a step): nothing was recorded; try again"
+            )));
+        }
         if let Some(json) = &record_json {
             store::set_meta(&tx, "recovery", json)?;
         }
-        tx.execute(
-            "UPDATE ceremonies SET transcript = ?2 WHERE id = ?1",
-            rusqlite::params![id, transcript_json],
-        )?;
         ctx.append(
             &tx,
             ctx.draft(
@@ -1094,6 +1142,40 @@ impl Vault {
         )?;
         tx.commit()?;
         Ok(transcript)
+    }
+
+    /// The stored JSON of a ceremony's transcript.
+    fn transcript_text(&self, ceremony: &str) -> Result<String> {
+        let id = hex::decode(ceremony)
+            .ok()
+            .filter(|b| b.len() == 8)
+            .ok_or_else(|| Error::BadTranscript(format!("no ceremony {ceremony:?}")))?;
+        self.conn
+            .query_row(
+                "SELECT transcript FROM ceremonies WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|_| Error::BadTranscript(format!("no ceremony {ceremony:?}")))
+    }
+
+    /// A stored transcript that still verifies (chain, head, signature) under this vault's audit
+    /// key: one that does not is never extended and signed again.
+    fn checked_transcript(&self, ceremony: &str, text: &str) -> Result<Transcript> {
+        let t: Transcript = serde_json::from_str(text)
+            .map_err(|_| Error::Tampered("a stored transcript is unreadable".into()))?;
+        let public = check_transcript(&t).map_err(|e| {
+            Error::Tampered(format!(
+                "the stored transcript of ceremony {ceremony} fails its check ({}): it was changed outside Custos",
+                e.to_string().trim_start_matches("transcript verification failed: ")
+            ))
+        })?;
+        if public != self.ctx.audit_public() || t.ceremony != ceremony {
+            return Err(Error::Tampered(format!(
+                "the stored transcript of ceremony {ceremony} is signed by another audit key or names another ceremony"
+            )));
+        }
+        Ok(t)
     }
 
     /// The transcript of a ceremony (by id), as stored.

@@ -19,6 +19,7 @@ use custos_core::sharing::Share;
 use custos_core::{Error, Passphrase, Vault};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, Runtime, State};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::commands::device::with_key;
 use crate::commands::vault::{new_passphrase, session_info, SessionInfo};
@@ -289,19 +290,21 @@ pub fn confirm_share(
     })
 }
 
-/// Writes the share file of share `index` into `dir` (created if missing) as
+/// Writes the share file of share `index` into `dir` (created, owner-only, if missing) as
 /// `<ceremony>-share-<index>-<custodian>.age`, and returns the hand-out row with its path. A
 /// `passphrase-file` share is locked with the passphrase its holder types here (twice; as strong as a
-/// vault passphrase); a `file` share opens with the holder's YubiKey PIV key. An existing file is
-/// never overwritten.
+/// vault passphrase); a `file` share opens with the holder's YubiKey PIV key. Each share file is
+/// written once (the record says where); an existing file is never overwritten.
 #[tauri::command]
-pub fn write_share_file(
-    session: State<'_, Session>,
+pub async fn write_share_file<R: Runtime>(
+    app: AppHandle<R>,
     index: u8,
     dir: String,
     passphrase: Option<String>,
     confirmation: Option<String>,
 ) -> AppResult<HandOutView> {
+    let passphrase = passphrase.map(Zeroizing::new);
+    let confirmation = confirmation.map(Zeroizing::new);
     let dir = PathBuf::from(dir.trim());
     if dir.as_os_str().is_empty() || !dir.is_absolute() {
         return Err(AppError::new(
@@ -309,33 +312,53 @@ pub fn write_share_file(
             "Name the directory for the share file as a full path (for example the custodian's USB stick).",
         ));
     }
-    session.with_handout(|h| {
-        let ceremony = h.ceremony.clone();
-        let given = h.find(index)?;
-        let pass = match given.out.medium {
-            Medium::PassphraseFile => Some(new_passphrase(
-                passphrase.unwrap_or_default(),
-                confirmation.unwrap_or_default(),
-            )?),
-            Medium::File => None,
-            Medium::Screen | Medium::Card => {
-                return Err(Error::BadShare(format!(
-                    "share #{index} is not a share file: show it to {} instead",
-                    given.out.custodian
-                ))
-                .into())
+    // scrypt (passphrase files) takes about a second: off the UI thread.
+    tauri::async_runtime::spawn_blocking(move || {
+        app.state::<Session>().with_handout(|h| {
+            let ceremony = h.ceremony.clone();
+            let given = h.find(index)?;
+            if let Some(done) = &given.file {
+                return Err(AppError::new(
+                    "exists",
+                    format!(
+                        "the share file of {} is already written ({}): each share file is written once",
+                        given.out.custodian,
+                        done.display()
+                    ),
+                ));
             }
-        };
-        let bytes = given.out.share_file(pass.as_ref())?;
-        let name = crate::devices::file_safe(&given.out.custodian)?;
-        let path = dir.join(format!("{ceremony}-share-{index}-{name}.age"));
-        write_new_file(&dir, &path, &bytes)?;
-        given.file = Some(path);
-        Ok(view(given))
+            let pass = match given.out.medium {
+                Medium::PassphraseFile => Some(new_passphrase(
+                    passphrase.as_deref().cloned().unwrap_or_default(),
+                    confirmation.as_deref().cloned().unwrap_or_default(),
+                )?),
+                Medium::File => None,
+                Medium::Screen | Medium::Card => {
+                    return Err(Error::BadShare(format!(
+                        "share #{index} is not a share file: show it to {} instead",
+                        given.out.custodian
+                    ))
+                    .into())
+                }
+            };
+            let bytes = given.out.share_file(pass.as_ref())?;
+            let path = dir.join(escrow::share_file_name(
+                &ceremony,
+                index,
+                &given.out.custodian,
+                "age",
+            ));
+            write_new_file(&dir, &path, &bytes)?;
+            given.file = Some(path);
+            Ok(view(given))
+        })
     })
+    .await
+    .map_err(|e| AppError::internal(format!("writing the share file stopped: {e}")))?
 }
 
-/// Creates `path` (and its directory) with `bytes`, refusing to replace an existing file.
+/// Creates `path` (and its directory, owner-only) with `bytes`, refusing to replace an existing
+/// file; a file left half-written by a failed write is removed.
 fn write_new_file(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> AppResult<()> {
     use std::io::Write;
     let io = |p: &std::path::Path, source| {
@@ -344,7 +367,11 @@ fn write_new_file(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -
             source,
         })
     };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| io(dir, e))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -362,9 +389,12 @@ fn write_new_file(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -
             io(path, e)
         }
     })?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io(path, e))
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        return Err(io(path, e));
+    }
+    Ok(())
 }
 
 /// Ends the hand-out: the shares are forgotten, and how each was handed out goes in the audit log.
@@ -533,6 +563,22 @@ pub enum ShareSource {
     },
 }
 
+impl Drop for ShareSource {
+    fn drop(&mut self) {
+        // The words and a QR picture are the share in plain form; a file's passphrase opens one.
+        match self {
+            ShareSource::Words { words } => words.zeroize(),
+            ShareSource::Picture { bytes, .. } => bytes.zeroize(),
+            ShareSource::File {
+                bytes, passphrase, ..
+            } => {
+                bytes.zeroize();
+                passphrase.zeroize();
+            }
+        }
+    }
+}
+
 /// A picture or file larger than this is not a share (a share file is about 1 KiB).
 const MAX_PRESENTED_BYTES: usize = 16 * 1024 * 1024;
 
@@ -569,8 +615,15 @@ pub async fn present_share<R: Runtime>(
     let handle = app.clone();
     tauri::async_runtime::spawn_blocking(move || -> AppResult<RecoveryShareCheck> {
         let session = handle.state::<Session>();
-        let share = match source {
-            ShareSource::Words { words } => Share::from_words(&words).map_err(named)?,
+        if session.is_unlocked() {
+            return Err(AppError::new(
+                "bad_input",
+                "The vault is unlocked: shares are presented only to recover a locked vault.",
+            ));
+        }
+        session.touch();
+        let share = match &source {
+            ShareSource::Words { words } => Share::from_words(words).map_err(&named)?,
             ShareSource::Picture { bytes, .. } | ShareSource::File { bytes, .. }
                 if bytes.len() > MAX_PRESENTED_BYTES =>
             {
@@ -579,17 +632,18 @@ pub async fn present_share<R: Runtime>(
                 )))
             }
             ShareSource::Picture { bytes, .. } => {
-                custos_core::scan::share_from_image(&bytes).map_err(named)?
+                custos_core::scan::share_from_image(bytes).map_err(&named)?
             }
             ShareSource::File {
                 bytes, passphrase, ..
             } => {
                 let _busy = session.begin_device()?;
                 let devices = Devices::new(&handle, session.vault_path(), session.config().demo);
-                open_share_file(&devices, &bytes, passphrase).map_err(named)?
+                open_share_file(&devices, bytes, passphrase.as_deref()).map_err(&named)?
             }
         };
-        let check = escrow::check_recovery_share(session.vault_path(), &share)?;
+        drop(source);
+        let check = escrow::check_recovery_share(session.vault_path(), &share).map_err(&named)?;
         session.present(share)?;
         Ok(check)
     })
@@ -601,7 +655,7 @@ pub async fn present_share<R: Runtime>(
 fn open_share_file<R: Runtime>(
     devices: &Devices<R>,
     bytes: &[u8],
-    passphrase: Option<String>,
+    passphrase: Option<&str>,
 ) -> custos_core::Result<Share> {
     match sharefile::lock_of(bytes)? {
         FileLock::Passphrase => {
@@ -610,7 +664,7 @@ fn open_share_file<R: Runtime>(
                     "it is locked with a passphrase: its holder types the passphrase, then adds the file again".into(),
                 )
             })?;
-            sharefile::open_with_passphrase(bytes, &Passphrase::new(pass))
+            sharefile::open_with_passphrase(bytes, &Passphrase::new(pass.to_owned()))
         }
         FileLock::Piv { tags } => {
             let (mut card, pin) = devices.piv_for_share_file(&tags)?;

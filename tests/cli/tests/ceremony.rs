@@ -463,6 +463,27 @@ fn a_transcript_verifies_offline_and_one_changed_byte_fails() {
     .ok();
     let t: Value =
         serde_json::from_str(&std::fs::read_to_string(&t_path).expect("t")).expect("json");
+
+    // A transcript changed in the vault file is never extended and signed again.
+    {
+        let db = rusqlite::Connection::open(&env.vault).expect("open the vault file");
+        let n = db
+            .execute(
+                "UPDATE ceremonies SET transcript = replace(transcript, 'frank arrived', 'frank arrives')",
+                [],
+            )
+            .expect("edit");
+        assert_eq!(n, 1);
+    }
+    refused(deviation("5", "more"), "outside custos");
+    {
+        let db = rusqlite::Connection::open(&env.vault).expect("open the vault file");
+        db.execute(
+            "UPDATE ceremonies SET transcript = replace(transcript, 'frank arrives', 'frank arrived')",
+            [],
+        )
+        .expect("restore");
+    }
     let steps = as_array(field(&t, "steps"));
     // open, witness, split, five hand-outs, close, the witness's hand-out record, a deviation.
     assert_eq!(steps.len(), 11, "{t:#}");

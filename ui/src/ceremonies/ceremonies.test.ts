@@ -716,6 +716,40 @@ describe('TranscriptView', () => {
     await vi.waitFor(() => expect(byId(r.target, 'transcript-error').textContent).toBe('No ceremony "nope".'));
     expect(r.target.querySelector('#transcript')).toBeNull();
   });
+
+  it('lets the witness note a deviation found later; the new step shows and the old export is dropped', async () => {
+    const calls = backend((cmd, args) => {
+      if (cmd === 'ceremony_transcript') return transcript();
+      if (cmd === 'export_transcript') return '/tmp/v/cer.json';
+      if (cmd === 'record_deviation') {
+        if (String(args.note).includes('refuse')) throw { kind: 'assertion_refused', message: 'wendy did not touch' };
+        const t = transcript();
+        return { ...t, steps: [...t.steps, step({ seq: 4, actor: 'wendy', role: 'witness', action: 'deviation', detail: `at step ${String(args.step)}: ${String(args.note)}` })] };
+      }
+      return undefined;
+    });
+    const r = render(TranscriptView, { id: 'cer-2026-0001' });
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(r.target.querySelector('#transcript-deviation-open')).not.toBeNull());
+    click(byId(r.target, 'transcript-export'));
+    await vi.waitFor(() => expect(r.target.querySelector('#transcript-exported')).not.toBeNull());
+    click(byId(r.target, 'transcript-deviation-open'));
+    choose(byId<HTMLSelectElement>(r.target, 'deviation-step'), '2');
+    type(byId<HTMLInputElement>(r.target, 'deviation-note'), 'please refuse');
+    click(byId(r.target, 'deviation-submit'));
+    await vi.waitFor(() => expect(byId(r.target, 'deviation-error').textContent).toBe('Wendy did not touch.'));
+    type(byId<HTMLInputElement>(r.target, 'deviation-note'), 'bag TEB-0042 was found open');
+    click(byId(r.target, 'deviation-submit'));
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="transcript-step-4"]')).not.toBeNull());
+    expect(byTestId(r.target, 'transcript-step-4').textContent).toContain('at step 2: bag TEB-0042 was found open');
+    expect(byId(r.target, 'transcript-noted').textContent).toContain('now step 4');
+    expect(r.target.querySelector('#transcript-exported')).toBeNull();
+    expect(r.target.querySelector('#deviation-form')).toBeNull();
+    expect(commands(calls, 'record_deviation').map((c) => c.args)).toEqual([
+      { ceremony: 'cer-2026-0001', step: 2, note: 'please refuse' },
+      { ceremony: 'cer-2026-0001', step: 2, note: 'bag TEB-0042 was found open' },
+    ]);
+  });
 });
 
 // ---- drill ----------------------------------------------------------------------------------------
