@@ -398,7 +398,7 @@ fn check_transcript(t: &Transcript) -> Result<[u8; 32]> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::BadTranscript("the signature is malformed".into()))?;
     key.verify_strict(
-        &head_message(&t),
+        &head_message(t),
         &ed25519_dalek::Signature::from_bytes(&sig),
     )
     .map_err(|_| Error::BadTranscript("the signature does not verify".into()))?;
