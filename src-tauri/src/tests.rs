@@ -1009,6 +1009,9 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     let mut bad = plan.clone();
     bad["threshold"] = json!(4);
     assert_eq!(h.err_kind("run_escrow", bad), "bad_share");
+    let mut bad = plan.clone();
+    bad["drillEveryDays"] = json!(0);
+    assert_eq!(h.err_kind("run_escrow", bad), "bad_share");
     assert_eq!(
         person.pins().len(),
         before,
@@ -1174,6 +1177,8 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     // Drill: one share alone, nothing unlocked; a corrupted one is named.
     let status = h.ok("escrow_status", json!({}));
     assert_eq!(status["ceremony"], ceremony.as_str());
+    assert_eq!(status["drill_every_days"], 180, "the default policy");
+    assert_eq!(status["overdue"], 0);
     assert!(status["shares"]
         .as_array()
         .expect("s")

@@ -613,6 +613,7 @@ async function ceremonyPhase() {
     await click('#nav-ceremonies');
     await waitText('[data-testid="share-status-1"]', 'verified');
     await waitText('[data-testid="share-status-2"]', 'never');
+    await waitText('[data-testid="escrow-drill-policy"]', 'every 180 days');
     await snap('ceremony-status.png');
   });
 
@@ -665,6 +666,7 @@ async function ceremonyPhase() {
     await (await shown('[data-testid="holder-medium-dave"]')).selectByAttribute('value', 'file');
     await (await shown('#escrow-witness')).selectByAttribute('value', 'wendy');
     await fill('#escrow-threshold', '2');
+    await fill('#escrow-drill-days', '90');
     await shown('#escrow-file-note');
     await click('#escrow-run');
     for (const who of ['olivia', 'wendy', 'carol', 'dave', 'wendy']) await enterPin(who);
@@ -712,6 +714,7 @@ async function ceremonyPhase() {
     assertEq(rows.length, 8, `rekey transcript steps: ${rows.join(' | ')}`);
     assert(/deviation/.test(rows[6]) && /announced late/.test(rows[6]), `the deviation step: ${rows[6]}`);
     assert(/locked with their passphrase/.test(rows[7]) && /for their YubiKey/.test(rows[7]), `the hand-out record: ${rows[7]}`);
+    assert(/every 90 days/.test(rows[0]), `the policy is in the script: ${rows[0]}`);
   });
 
   await step("lock; recover again: carol's old words are dead after the rekey; her file opens with its passphrase, dave's with his YubiKey PIN", async () => {

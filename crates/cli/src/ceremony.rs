@@ -81,6 +81,10 @@ pub struct EscrowArgs {
     /// The witness: a custodian who is neither the administrator nor a holder
     #[arg(long)]
     witness: String,
+    /// The drill policy: each holder checks their share alone at least every DAYS days
+    /// (`ceremony list` shows who is due)
+    #[arg(long = "drill-every", value_name = "DAYS", default_value_t = escrow::DEFAULT_DRILL_DAYS)]
+    drill_every: u32,
     /// Where share cards, share files and the transcript are written
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -245,6 +249,7 @@ fn run_escrow(cli: &Cli, args: &EscrowArgs) -> CliResult {
         threshold,
         custodians,
         witness,
+        drill_every,
         out_dir,
         share_passphrases: given_passphrases,
         type_back,
@@ -264,6 +269,7 @@ fn run_escrow(cli: &Cli, args: &EscrowArgs) -> CliResult {
         threshold,
         holders: parse_holders(custodians)?,
         witness: witness.to_string(),
+        drill_every_days: *drill_every,
     };
     if plan
         .holders
@@ -764,16 +770,31 @@ fn list(cli: &Cli, v: &Vault) -> CliResult {
         None => println!("no escrow yet: run `custos ceremony escrow` with your custodians"),
         Some(s) => {
             println!(
-                "escrow {} ({}-of-{}), created {}",
-                s.ceremony, s.threshold, s.total, s.created
+                "escrow {} ({}-of-{}), created {}; each share drilled at least every {} days{}",
+                s.ceremony,
+                s.threshold,
+                s.total,
+                s.created,
+                s.drill_every_days,
+                if s.overdue > 0 {
+                    format!("; {} OVERDUE", s.overdue)
+                } else {
+                    String::new()
+                }
             );
             for sh in s.shares {
                 println!(
-                    "  share #{:<2} {:<20} {:<9} last drill {}",
+                    "  share #{:<2} {:<20} {:<9} last drill {:<20} {} {}",
                     sh.index,
                     sh.custodian,
                     sh.status,
-                    sh.last_drill.as_deref().unwrap_or("-")
+                    sh.last_drill.as_deref().unwrap_or("-"),
+                    if sh.overdue {
+                        "OVERDUE since"
+                    } else {
+                        "due by"
+                    },
+                    sh.due
                 );
             }
         }

@@ -27,8 +27,14 @@ use crate::{kdf, store};
 const TRANSCRIPT_FORMAT: &str = "custos-transcript-v1";
 const STEP_DOMAIN: &[u8] = b"custos-transcript-step-v1\0";
 const SIGN_DOMAIN: &[u8] = b"custos-transcript-head-v1\0";
-/// Drill policy: a share not checked for this long is stale.
-pub const DRILL_EVERY_SECS: u64 = 180 * 86_400;
+/// The default drill policy: each share is checked at least every 180 days.
+pub const DEFAULT_DRILL_DAYS: u32 = 180;
+/// The longest drill interval an escrow may set (ten years).
+pub const MAX_DRILL_DAYS: u32 = 3650;
+
+fn default_drill_days() -> u32 {
+    DEFAULT_DRILL_DAYS
+}
 
 /// How a share is handed to its custodian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +74,8 @@ pub struct EscrowPlan {
     pub threshold: u8,
     pub holders: Vec<(String, Medium)>,
     pub witness: String,
+    /// The escrow's drill policy: each share is checked by its holder at least this often (days).
+    pub drill_every_days: u32,
 }
 
 /// What the shells need from the room: each participant's own key for their touch (`enrolled`: the
@@ -260,6 +268,9 @@ struct RecoveryRecord {
     /// Whether the hand-out has been recorded (the witness's step in the transcript).
     #[serde(default)]
     handed_out: bool,
+    /// The drill policy, days (escrows made before it existed have the default).
+    #[serde(default = "default_drill_days")]
+    drill_every_days: u32,
 }
 
 /// A ceremony transcript: hash-chained steps, the head signed by the vault audit key.
@@ -429,6 +440,10 @@ pub struct EscrowStatus {
     pub threshold: u8,
     pub total: u8,
     pub created: String,
+    /// The drill policy: each share is checked at least every this many days.
+    pub drill_every_days: u32,
+    /// How many shares are overdue for a drill now.
+    pub overdue: usize,
     pub shares: Vec<ShareStatus>,
 }
 
@@ -438,8 +453,30 @@ pub struct ShareStatus {
     pub custodian: String,
     pub fingerprint: String,
     pub last_drill: Option<String>,
-    /// "verified" (drilled within the policy), "stale" or "never".
+    /// "verified" (drilled within the policy), "stale" (drilled, but longer ago) or "never".
     pub status: String,
+    /// When the next drill is due: the policy's days after the last drill, or after the escrow.
+    pub due: String,
+    /// The due date has passed.
+    pub overdue: bool,
+}
+
+/// A share's drill state under a policy of `every` seconds at time `now`: its status ("verified"
+/// within the policy, "stale" after, "never"), when the next drill is due (`every` after the last
+/// drill, or after the escrow was made), and whether that date has passed.
+fn drill_state(
+    last: Option<Timestamp>,
+    created: Timestamp,
+    every: i64,
+    now: Timestamp,
+) -> (&'static str, Timestamp, bool) {
+    let due = last.unwrap_or(created).saturating_add(every);
+    let status = match last {
+        None => "never",
+        Some(d) if now - d <= every => "verified",
+        Some(_) => "stale",
+    };
+    (status, due, now > due)
 }
 
 fn recovery_of(conn: &rusqlite::Connection) -> Result<Option<RecoveryRecord>> {
@@ -482,6 +519,12 @@ impl Vault {
             });
         }
         let witness = find(&plan.witness)?;
+        if plan.drill_every_days == 0 || plan.drill_every_days > MAX_DRILL_DAYS {
+            return Err(Error::BadShare(format!(
+                "a drill every {} days is not a policy: choose 1 to {MAX_DRILL_DAYS} days (the default is {DEFAULT_DRILL_DAYS})",
+                plan.drill_every_days
+            )));
+        }
         let total = plan.holders.len();
         if total > sharing::MAX_SHARES as usize
             || plan.threshold < 2
@@ -552,8 +595,9 @@ impl Vault {
 
         // 1. The administrator opens the ceremony.
         let script = format!(
-            "{kind} {}-of-{total}: administrator {admin_name}, witness {}, holders {}",
+            "{kind} {}-of-{total}, each share drilled at least every {} days: administrator {admin_name}, witness {}, holders {}",
             plan.threshold,
+            plan.drill_every_days,
             plan.witness,
             plan.holders
                 .iter()
@@ -676,6 +720,7 @@ impl Vault {
             drills: BTreeMap::new(),
             media: plan.holders.iter().map(|(_, m)| *m).collect(),
             handed_out: false,
+            drill_every_days: plan.drill_every_days,
         };
         let record_json =
             serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
@@ -745,32 +790,35 @@ impl Vault {
             return Ok(None);
         };
         let t = now();
+        let every = i64::from(r.drill_every_days) * 86_400;
+        let shares: Vec<ShareStatus> = (1..=r.set.total)
+            .map(|i| {
+                let last = r.drills.get(&i).copied();
+                let (status, due, overdue) = drill_state(last, r.created, every, t);
+                ShareStatus {
+                    index: i,
+                    custodian: r.holders.get(i as usize - 1).cloned().unwrap_or_default(),
+                    fingerprint: r
+                        .set
+                        .commitments
+                        .get(i as usize - 1)
+                        .map(|c| c[..16].to_string())
+                        .unwrap_or_default(),
+                    last_drill: last.map(rfc3339),
+                    status: status.into(),
+                    due: rfc3339(due),
+                    overdue,
+                }
+            })
+            .collect();
         Ok(Some(EscrowStatus {
             ceremony: r.set.ceremony.clone(),
             threshold: r.set.threshold,
             total: r.set.total,
             created: rfc3339(r.created),
-            shares: (1..=r.set.total)
-                .map(|i| {
-                    let last = r.drills.get(&i).copied();
-                    ShareStatus {
-                        index: i,
-                        custodian: r.holders.get(i as usize - 1).cloned().unwrap_or_default(),
-                        fingerprint: r
-                            .set
-                            .commitments
-                            .get(i as usize - 1)
-                            .map(|c| c[..16].to_string())
-                            .unwrap_or_default(),
-                        last_drill: last.map(rfc3339),
-                        status: match last {
-                            None => "never".into(),
-                            Some(d) if t - d <= DRILL_EVERY_SECS as i64 => "verified".into(),
-                            Some(_) => "stale".into(),
-                        },
-                    }
-                })
-                .collect(),
+            drill_every_days: r.drill_every_days,
+            overdue: shares.iter().filter(|s| s.overdue).count(),
+            shares,
         }))
     }
 
@@ -1302,5 +1350,58 @@ impl Vault {
         tx.commit()?;
         store::checkpoint_wal(&v.conn)?;
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn drill_state_follows_the_policy() {
+        let made = 1_796_256_000; // 2026-12-03
+        let every = 30 * DAY;
+        // Never drilled: due 30 days after the escrow, overdue after that.
+        assert_eq!(
+            drill_state(None, made, every, made + DAY),
+            ("never", made + every, false)
+        );
+        assert_eq!(
+            drill_state(None, made, every, made + every + 1),
+            ("never", made + every, true)
+        );
+        // Drilled on day 10: verified until day 40, then stale and overdue.
+        let d = made + 10 * DAY;
+        assert_eq!(
+            drill_state(Some(d), made, every, d + every),
+            ("verified", d + every, false)
+        );
+        assert_eq!(
+            drill_state(Some(d), made, every, d + every + 1),
+            ("stale", d + every, true)
+        );
+        // A longer policy keeps the same drill verified.
+        assert_eq!(
+            drill_state(Some(d), made, 180 * DAY, d + 31 * DAY).0,
+            "verified"
+        );
+    }
+
+    #[test]
+    fn share_file_names_never_leave_the_directory() {
+        assert_eq!(
+            share_file_name("ab12", 3, "carol", "age"),
+            "ab12-share-3-carol.age"
+        );
+        assert_eq!(
+            share_file_name("ab12", 1, "../../etc/x y", "html"),
+            "ab12-share-1-______etc_x_y.html"
+        );
+        assert_eq!(
+            share_file_name("ab12", 2, ".hidden", "age"),
+            "ab12-share-2-_hidden.age"
+        );
     }
 }

@@ -184,11 +184,13 @@ pub async fn run_escrow<R: Runtime>(
     threshold: u8,
     holders: Vec<Holder>,
     witness: String,
+    drill_every_days: Option<u32>,
 ) -> AppResult<EscrowResult> {
     let plan = EscrowPlan {
         threshold,
         holders: holders.into_iter().map(|h| (h.name, h.medium)).collect(),
         witness,
+        drill_every_days: drill_every_days.unwrap_or(escrow::DEFAULT_DRILL_DAYS),
     };
     let handle = app.clone();
     let state = app.clone();

@@ -344,7 +344,11 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
         assert!(err.contains("do not check"), "{err}");
     }
 
-    // Rekey 2-of-3.
+    // The default drill policy: 180 days after the escrow (never drilled) or after the drill.
+    assert_eq!(s["drill_every_days"], 180, "{s}");
+    assert_eq!(s["overdue"], 0, "{s}");
+
+    // Rekey 2-of-3, with a drill every 30 days.
     let new = escrow(
         &env,
         "new",
@@ -358,6 +362,8 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
             "carol",
             "--custodian",
             "erin",
+            "--drill-every",
+            "30",
         ],
     );
     assert_ne!(new.ceremony, old.ceremony);
@@ -365,6 +371,19 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
     assert_eq!(
         (s["threshold"].clone(), s["total"].clone()),
         (2.into(), 3.into())
+    );
+    assert_eq!(s["drill_every_days"], 30, "{s}");
+    let created = str_field(&s, "created").to_string();
+    let due = str_field(&as_array(field(&s, "shares"))[0], "due").to_string();
+    // 30 days on from the creation time, whatever the date (same time of day).
+    assert_eq!(due[10..], created[10..], "{s}");
+    assert_ne!(due[..10], created[..10], "{s}");
+    let text = run(&env, &["ceremony", "list"]).ok();
+    assert!(
+        text.stdout()
+            .contains("each share drilled at least every 30 days"),
+        "{}",
+        text.stdout()
     );
 
     let olds: Vec<&str> = old.words.iter().map(|(_, w)| w.as_str()).collect();
@@ -600,6 +619,30 @@ fn a_ceremony_with_a_bad_plan_is_refused_before_anyone_touches() {
         ];
         let err = refused(as_(&env, "olivia", &a), fragment);
         assert!(!err.contains("panicked"), "{err}");
+    }
+    // A drill policy must be a policy.
+    for days in ["0", "3651"] {
+        refused(
+            as_(
+                &env,
+                "olivia",
+                &[
+                    "ceremony",
+                    "escrow",
+                    "--threshold",
+                    "2",
+                    "--custodian",
+                    "bob",
+                    "--custodian",
+                    "carol",
+                    "--witness",
+                    "wendy",
+                    "--drill-every",
+                    days,
+                ],
+            ),
+            "1 to 3650 days",
+        );
     }
     // A holder cannot run the ceremony.
     refused(

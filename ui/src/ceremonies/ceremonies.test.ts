@@ -41,7 +41,7 @@ function shareWords(index: number): string[] {
 }
 
 function share(over: Partial<ShareStatus> = {}): ShareStatus {
-  return { index: 1, custodian: 'carol', fingerprint: 'fp-1111', last_drill: null, status: 'never', ...over };
+  return { index: 1, custodian: 'carol', fingerprint: 'fp-1111', last_drill: null, status: 'never', due: '2027-06-01T16:00:00Z', overdue: false, ...over };
 }
 
 function escrowStatus(over: Partial<EscrowStatus> = {}): EscrowStatus {
@@ -50,8 +50,10 @@ function escrowStatus(over: Partial<EscrowStatus> = {}): EscrowStatus {
     threshold: 2,
     total: 3,
     created: '2026-12-03T16:00:00Z',
+    drill_every_days: 180,
+    overdue: 1,
     shares: [
-      share({ index: 2, custodian: 'dave', fingerprint: 'fp-2222', last_drill: '2026-01-01T10:00:00Z', status: 'stale' }),
+      share({ index: 2, custodian: 'dave', fingerprint: 'fp-2222', last_drill: '2026-01-01T10:00:00Z', status: 'stale', due: '2026-06-30T10:00:00Z', overdue: true }),
       share({ index: 1, custodian: 'carol', fingerprint: 'fp-1111', last_drill: '2026-12-04T09:30:00Z', status: 'verified' }),
       share({ index: 3, custodian: 'erin', fingerprint: 'fp-3333', last_drill: null, status: 'never' }),
     ],
@@ -218,7 +220,7 @@ describe('ceremony helpers', () => {
     const calls = backend(() => null);
     await ipc.escrowStatus();
     await ipc.listCeremonies();
-    await ipc.runEscrow(2, [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], 'wendy');
+    await ipc.runEscrow(2, [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], 'wendy', 90);
     await ipc.revealShare(1);
     await ipc.confirmShare(1, 'harbor pencil');
     await ipc.finishHandout(false, [{ index: 2, serial: 'TEB-1' }], 'late start');
@@ -235,7 +237,7 @@ describe('ceremony helpers', () => {
     expect(calls).toEqual([
       { cmd: 'escrow_status', args: {} },
       { cmd: 'list_ceremonies', args: {} },
-      { cmd: 'run_escrow', args: { threshold: 2, holders: [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], witness: 'wendy' } },
+      { cmd: 'run_escrow', args: { threshold: 2, holders: [{ name: 'carol', medium: 'screen' }, { name: 'dave', medium: 'card' }], witness: 'wendy', drillEveryDays: 90 } },
       { cmd: 'reveal_share', args: { index: 1 } },
       { cmd: 'confirm_share', args: { index: 1, words: 'harbor pencil' } },
       { cmd: 'finish_handout', args: { force: false, bag_serials: [{ index: 2, serial: 'TEB-1' }], note: 'late start' } },
@@ -303,6 +305,10 @@ describe('CeremonyHome', () => {
     expect(byTestId(r.target, 'share-status-2').classList.contains('warn')).toBe(true);
     expect(byTestId(r.target, 'share-status-3').textContent).toBe('never');
     expect(byTestId(r.target, 'share-status-3').classList.contains('badge')).toBe(true);
+    expect(byTestId(r.target, 'escrow-drill-policy').textContent).toBe('drilled at least every 180 days');
+    expect(byTestId(r.target, 'escrow-overdue').textContent).toBe('1 overdue');
+    expect(byTestId(r.target, 'share-due-2').textContent).toBe('overdue since 2026-06-30 10:00:00 UTC');
+    expect(byTestId(r.target, 'share-due-1').textContent).toBe('2027-06-01 16:00:00 UTC');
     expect(byId(r.target, 'new-escrow').textContent?.trim()).toBe('Rekey');
     expect(byId(r.target, 'rekey-explained').textContent).toContain('old shares stop working');
     expect(r.target.querySelector('#no-escrow')).toBeNull();
@@ -448,6 +454,7 @@ describe('EscrowWizard run and hand-out', () => {
         { name: 'erin', medium: 'screen' },
       ],
       witness: 'wendy',
+      drillEveryDays: 180,
     });
     expect(r.target.querySelector('#escrow-wizard')?.getAttribute('data-stage')).toBe('running');
     expect(app.inCeremony).toBe(true);

@@ -137,8 +137,8 @@ export const ipc = {
   /** Oldest first. */
   listCeremonies: () => call<CeremonySummary[]>('list_ceremonies'),
   /** Runs the whole escrow (or rekey) script; each participant touches their key in turn. */
-  runEscrow: (threshold: number, holders: { name: string; medium: Medium }[], witness: string) =>
-    call<EscrowResult>('run_escrow', { threshold, holders, witness }),
+  runEscrow: (threshold: number, holders: { name: string; medium: Medium }[], witness: string, drillEveryDays: number) =>
+    call<EscrowResult>('run_escrow', { threshold, holders, witness, drillEveryDays }),
   /** SECRET result: keep it in the showing component only. */
   revealShare: (index: number) => call<RevealedShare>('reveal_share', { index }),
   confirmShare: (index: number, words: string) => call<HandOutView>('confirm_share', { index, words }),

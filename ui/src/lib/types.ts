@@ -291,6 +291,9 @@ export interface ShareStatus {
   fingerprint: string;
   last_drill: string | null;
   status: 'verified' | 'stale' | 'never';
+  /** When the next drill is due (the policy's days after the last drill, or after the escrow). */
+  due: string;
+  overdue: boolean;
 }
 
 /** The current recovery escrow: the recovery key split `threshold` of `total`. */
@@ -299,6 +302,10 @@ export interface EscrowStatus {
   threshold: number;
   total: number;
   created: string;
+  /** The drill policy: each share is checked at least every this many days. */
+  drill_every_days: number;
+  /** Shares overdue for a drill. */
+  overdue: number;
   shares: ShareStatus[];
 }
 
