@@ -257,29 +257,9 @@ impl<R: Runtime> Devices<R> {
     pub fn piv_for_share_file(&self, tags: &[[u8; 4]]) -> Result<(Box<dyn PivCard>, Pin)> {
         let touch = |holder: Option<&str>| WindowPrompt::new(&self.app, holder, KeyKind::Piv);
         let (mut card, holder, device): (Box<dyn PivCard>, Option<String>, String) = if self.demo {
-            let dir = demo_dir(&self.vault);
-            let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .filter_map(|e| {
-                            e.file_name()
-                                .to_str()
-                                .and_then(|n| n.strip_suffix("-piv.json"))
-                                .map(str::to_owned)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            names.sort();
-            let mut found = None;
-            for name in names {
-                let mut card =
-                    custos_hardware::piv::open_demo_piv(&demo_piv_path(&self.vault, &name))?;
-                if custos_core::sharefile::piv_slot_for(&mut card, tags).is_ok() {
-                    found = Some((card, name));
-                    break;
-                }
-            }
+            let found = custos_hardware::piv::find_demo_piv(&demo_dir(&self.vault), |card| {
+                custos_core::sharefile::piv_slot_for(card, tags).is_ok()
+            })?;
             let (mut card, name) = found.ok_or(Error::NoDevice(
                 "DEMO PIV key holding the key this share file is locked to",
             ))?;

@@ -736,29 +736,14 @@ fn demo_card_for(
     vault: &Path,
     tags: &[[u8; 4]],
 ) -> CliResult<Box<dyn custos_core::hardware::PivCard>> {
-    let dir = devices::demo_dir(vault);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix("-piv.json"))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    for name in names {
-        let mut card = devices::piv_for(vault, &name, true, None, false)?;
-        if sharefile::piv_slot_for(card.as_mut(), tags).is_ok() {
-            return Ok(card);
-        }
-    }
-    Err(Failure::Core(Error::NoDevice(
+    let found = custos_hardware::piv::find_demo_piv(&devices::demo_dir(vault), |card| {
+        sharefile::piv_slot_for(card, tags).is_ok()
+    })?;
+    let (mut card, _) = found.ok_or(Failure::Core(Error::NoDevice(
         "DEMO PIV key holding the key this share file is locked to",
-    )))
+    )))?;
+    card.set_prompt(devices::prompt());
+    Ok(Box::new(card))
 }
 
 fn list(cli: &Cli, v: &Vault) -> CliResult {

@@ -178,6 +178,35 @@ pub fn create_demo_piv(path: &Path, pin: &Pin) -> Result<()> {
     })
 }
 
+/// The first demo PIV key in `dir` (the files `<custodian>-piv.json`, by custodian name) for which
+/// `holds` says yes — e.g. the one that holds the key a share file is locked to — with the name of
+/// its custodian.
+pub fn find_demo_piv(
+    dir: &Path,
+    mut holds: impl FnMut(&mut DemoPiv) -> bool,
+) -> Result<Option<(DemoPiv, String)>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix("-piv.json"))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let mut card = open_demo_piv(&dir.join(format!("{name}-piv.json")))?;
+        if holds(&mut card) {
+            return Ok(Some((card, name)));
+        }
+    }
+    Ok(None)
+}
+
 /// Opens the demo PIV key in `path`.
 pub fn open_demo_piv(path: &Path) -> Result<DemoPiv> {
     let f = DemoFile::load(path)?;

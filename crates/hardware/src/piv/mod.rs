@@ -5,7 +5,7 @@ pub mod demo;
 #[cfg(feature = "piv")]
 pub mod yubikey;
 
-pub use demo::{create_demo_piv, open_demo_piv, DemoPiv};
+pub use demo::{create_demo_piv, find_demo_piv, open_demo_piv, DemoPiv};
 #[cfg(feature = "piv")]
 pub use yubikey::YubiKeyPiv;
 
