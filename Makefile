@@ -24,7 +24,7 @@ TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 APP_BIN := $(TARGET_DIR)/debug/custos-app
 CLI_BIN := $(TARGET_DIR)/debug/custos
 
-.PHONY: setup setup-test ui build run test test-piv e2e e2e-run screenshots bench fmt lint check-ui check-e2e
+.PHONY: setup setup-test interop-tools ui build run test test-piv e2e e2e-run screenshots bench fmt lint check-ui check-e2e
 
 setup:
 	bash scripts/setup-debian.sh
@@ -59,11 +59,11 @@ fmt:
 
 # The Rust suites run once, with the private pcscd + vpcd up (see test-piv), so that the virtual PIV
 # card tests run in the same build as everything else (a `-p` build would rebuild with other features).
-test: setup-test build lint
+test: setup-test interop-tools build lint
 	bash scripts/pcscd-vpcd.sh start
 	set +e; source $(PIV_ENV); \
 	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
-	  CUSTOS_VPCD=1 $(CARGO) test --workspace --no-fail-fast; rc=$$?; \
+	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR=$(TOOLS_BIN) $(CARGO) test --workspace --no-fail-fast; rc=$$?; \
 	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
 	$(NPM) --prefix ui test
 	$(NPM) --prefix ui run check
@@ -73,12 +73,21 @@ test: setup-test build lint
 # unmodified yubikey crate's PC/SC path, one test at a time (one virtual reader). pcscd is started
 # and stopped by PID (scripts/pcscd-vpcd.sh); an already-running pcscd is left alone.
 PIV_ENV := $(TARGET_DIR)/pcscd-vpcd/env
-test-piv:
+test-piv: interop-tools
 	bash scripts/pcscd-vpcd.sh start
 	set +e; source $(PIV_ENV); \
 	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
-	  CUSTOS_VPCD=1 $(CARGO) test -p custos-hardware --test piv_vpcd -- --test-threads=1; rc=$$?; \
+	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR=$(TOOLS_BIN) $(CARGO) test -p custos-hardware --test piv_vpcd -- --test-threads=1; rc=$$?; \
 	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
+
+# age-plugin-yubikey (a pinned release, from crates.io) for the interop test: a share file Custos
+# locked to a PIV key it generated opens with `age -d` and the plugin, through pcscd and the virtual
+# card. A test tool only, built into .tools/ (about a minute and a half the first time).
+AGE_PLUGIN_YUBIKEY_VERSION := 0.5.1
+TOOLS_BIN := $(CURDIR)/.tools/bin
+interop-tools:
+	@test -x $(TOOLS_BIN)/age-plugin-yubikey || \
+	  $(CARGO) install --locked --quiet --root $(CURDIR)/.tools age-plugin-yubikey --version $(AGE_PLUGIN_YUBIKEY_VERSION)
 
 check-e2e:
 	@test -f tests/e2e/run.sh || { echo "error: tests/e2e/run.sh is missing: the window E2E suite cannot run" >&2; exit 1; }

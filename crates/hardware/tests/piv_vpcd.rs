@@ -361,6 +361,11 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
     );
     assert_eq!(on_card, public);
     assert_eq!(piv.public_key(0x82).expect("from metadata"), public);
+    assert_eq!(
+        (f.card.touch_requests(), prompt.touches()),
+        (1, 1),
+        "one touch: the card signed the slot's certificate"
+    );
     match piv.generate_p256(0x82, &pin(PIN)) {
         Err(Error::Device(m)) => assert!(m.contains("already holds a key"), "{m}"),
         other => panic!("{other:?}"),
@@ -378,11 +383,11 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
     }
     assert_eq!(
         f.card.touch_requests(),
-        2,
+        3,
         "the card asked for a touch each time"
     );
-    assert_eq!(prompt.touches(), 2, "and Custos said so each time");
-    assert_eq!(prompt.dones(), 2);
+    assert_eq!(prompt.touches(), 3, "and Custos said so each time");
+    assert_eq!(prompt.dones(), 3);
     match piv.ecdh(0x83, &eph_point(&peer(), false), &pin(PIN)) {
         Err(Error::Device(m)) => assert!(m.contains("holds no key"), "{m}"),
         other => panic!("{other:?}"),
@@ -410,6 +415,30 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
         "nothing generated"
     );
     assert_eq!(f.pin_tries(), 3);
+
+    // The certificate in slot 82, as any PIV tool reads it (age-plugin-yubikey finds keys so):
+    // the slot's public key, signed by that key on the card.
+    drop(piv);
+    let mut yk = open_raw(&f.env.reader);
+    let cert = yubikey::certificate::Certificate::read(
+        &mut yk,
+        yubikey::piv::SlotId::Retired(yubikey::piv::RetiredSlotId::R1),
+    )
+    .expect("a certificate in slot 82");
+    let tbs = &cert.cert.tbs_certificate;
+    assert_eq!(
+        tbs.subject_public_key_info.subject_public_key.raw_bytes(),
+        public.as_slice(),
+        "the certificate carries the slot's key"
+    );
+    assert_eq!(tbs.subject.to_string(), "CN=Custos PIV key 82,O=Custos");
+    assert_eq!(tbs.issuer, tbs.subject, "self-signed");
+    use p256::ecdsa::signature::Verifier;
+    use x509_cert::der::Encode;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public).expect("key");
+    let sig = p256::ecdsa::DerSignature::try_from(cert.cert.signature.raw_bytes()).expect("DER");
+    key.verify(&tbs.to_der().expect("tbs"), &sig)
+        .expect("signed by the slot's own key");
 }
 
 #[test]
@@ -773,4 +802,123 @@ fn a_vault_bound_to_the_virtual_card_opens_only_with_it() {
         b"the custodians' share of the secret"
     );
     assert_eq!(f.pin_tries(), 3);
+}
+
+/// `age-plugin-yubikey` and `age`, when both are installed (`make test` installs the plugin into
+/// `.tools/bin` and says so in CUSTOS_AGE_PLUGIN_DIR); else `None`.
+fn age_tools() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let find = |name: &str| {
+        let extra = std::env::var_os("CUSTOS_AGE_PLUGIN_DIR");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        extra
+            .iter()
+            .flat_map(std::env::split_paths)
+            .chain(std::env::split_paths(&path))
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    Some((find("age-plugin-yubikey")?, find("age")?))
+}
+
+/// A share file written by Custos for a key Custos generated opens with the standard tools:
+/// age-plugin-yubikey finds the key through the certificate Custos wrote to the slot, and `age -d`
+/// decrypts with the PIN typed at the terminal (a pseudo-terminal here) and a touch.
+#[test]
+fn a_share_file_opens_with_age_and_age_plugin_yubikey() {
+    use custos_core::sharefile::{self, ShareLock};
+    let Some((plugin, age)) = age_tools() else {
+        // `make test` installs both: there, a missing tool is a failure, not a skip.
+        assert!(
+            std::env::var_os("CUSTOS_AGE_PLUGIN_DIR").is_none(),
+            "CUSTOS_AGE_PLUGIN_DIR is set but age or age-plugin-yubikey is missing"
+        );
+        eprintln!("skipped: age and age-plugin-yubikey are not both installed (run `make test`)");
+        return;
+    };
+    let serial = 19_000_009;
+    let Some(f) = Fixture::new(personalised(serial)) else {
+        return;
+    };
+    let mut piv = f.open();
+    piv.set_prompt(ScriptedPrompt::with_pin(PIN));
+    let public = piv.generate_p256(0x83, &pin(PIN)).expect("generate in 83");
+    drop(piv);
+    let secret = custos_core::SecretKey::generate().expect("key");
+    let (_, shares) = custos_core::sharing::split(&secret, 2, 3, [9; 8]).expect("split");
+    let file = sharefile::seal(
+        &shares[1],
+        "carol",
+        ShareLock::Piv {
+            public_keys: std::slice::from_ref(&public),
+        },
+    )
+    .expect("seal");
+    let dir = tempfile::tempdir().expect("tmp");
+    let share_path = dir.path().join("share.age");
+    std::fs::write(&share_path, &file).expect("write");
+    let plugin_dir = plugin.parent().expect("dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(plugin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+
+    // The plugin's identity for slot 83 (its slot 2), read from the certificate on the card.
+    let out = std::process::Command::new(&plugin)
+        .args(["--identity", "--serial", &serial.to_string(), "--slot", "2"])
+        .env("PATH", &path)
+        .output()
+        .expect("age-plugin-yubikey runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("AGE-PLUGIN-YUBIKEY-1"),
+        "age-plugin-yubikey --identity: {}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let identity = dir.path().join("identity.txt");
+    std::fs::write(&identity, &text).expect("identity");
+
+    // `age -d` asks for the PIN on the terminal: a pseudo-terminal from script(1), fed the PIN.
+    let plain = dir.path().join("share.txt");
+    let command = format!(
+        "{} -d -i {} -o {} {}",
+        age.display(),
+        identity.display(),
+        plain.display(),
+        share_path.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("PATH", &path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Wait for the prompt before typing, as a person would.
+        std::thread::sleep(Duration::from_secs(2));
+        writeln!(stdin, "{PIN}").expect("type the PIN");
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let out = child.wait_with_output().expect("age ends");
+    let transcript = String::from_utf8_lossy(&out.stdout).into_owned();
+    let opened = std::fs::read_to_string(&plain).unwrap_or_default();
+    assert!(
+        out.status.success() && !opened.is_empty(),
+        "age -d with age-plugin-yubikey: {}\n{transcript}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        opened.contains(&shares[1].to_words().join(" ")),
+        "the plaintext is the share's words: {opened}"
+    );
+    // Custos reads the same file back to the same share.
+    let mut piv = f.open();
+    piv.set_prompt(ScriptedPrompt::with_pin(PIN));
+    let back = sharefile::open_with_piv(&file, &mut piv, &pin(PIN)).expect("Custos opens it");
+    assert!(back == shares[1]);
 }

@@ -615,13 +615,25 @@ impl PivApplet {
         if cmd.p1 != ALG_P256 {
             return Some(status(sw::INCORRECT_P1P2));
         }
-        // 82 00 (response requested) and 85 <point> (ECDH); 81 (sign) is not implemented.
-        let peer = match items.as_slice() {
-            [(0x82, []), (0x85, point)] | [(0x85, point), (0x82, [])] => *point,
+        // 82 00 (response requested) with 85 <point> (ECDH) or 81 <digest> (ECDSA sign).
+        enum Op<'a> {
+            Ecdh(PublicKey),
+            Sign(&'a [u8]),
+        }
+        let op = match items.as_slice() {
+            [(0x82, []), (0x85, point)] | [(0x85, point), (0x82, [])] => {
+                match PublicKey::from_sec1_bytes(point) {
+                    Ok(peer) => Op::Ecdh(peer),
+                    Err(_) => return Some(status(sw::INCORRECT_DATA)),
+                }
+            }
+            // A YubiKey signs a digest of at most the field size (SHA-256 for P-256).
+            [(0x82, []), (0x81, digest)] | [(0x81, digest), (0x82, [])]
+                if !digest.is_empty() && digest.len() <= 32 =>
+            {
+                Op::Sign(digest)
+            }
             _ => return Some(status(sw::INCORRECT_DATA)),
-        };
-        let Ok(peer) = PublicKey::from_sec1_bytes(peer) else {
-            return Some(status(sw::INCORRECT_DATA));
         };
         match key.effective_pin_policy(cmd.p2) {
             pin_policy::NEVER => {}
@@ -644,9 +656,25 @@ impl PivApplet {
                 TouchOutcome::Removed => return None,
             }
         }
-        let shared = p256::ecdh::diffie_hellman(key.secret.to_nonzero_scalar(), peer.as_affine());
-        let x = Zeroizing::new(shared.raw_secret_bytes().to_vec());
-        Some((tlv(0x7C, &tlv(0x82, &x)), sw::OK))
+        match op {
+            Op::Ecdh(peer) => {
+                let shared =
+                    p256::ecdh::diffie_hellman(key.secret.to_nonzero_scalar(), peer.as_affine());
+                let x = Zeroizing::new(shared.raw_secret_bytes().to_vec());
+                Some((tlv(0x7C, &tlv(0x82, &x)), sw::OK))
+            }
+            Op::Sign(digest) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner;
+                let signer = p256::ecdsa::SigningKey::from(&key.secret);
+                let mut prehash = [0u8; 32];
+                prehash[32 - digest.len()..].copy_from_slice(digest);
+                let signature: p256::ecdsa::Signature = match signer.sign_prehash(&prehash) {
+                    Ok(s) => s,
+                    Err(_) => return Some(status(sw::INCORRECT_DATA)),
+                };
+                Some((tlv(0x7C, &tlv(0x82, signature.to_der().as_bytes())), sw::OK))
+            }
+        }
     }
 
     fn management_auth(&mut self, items: &[(u8, &[u8])]) -> Reply {

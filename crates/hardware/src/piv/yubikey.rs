@@ -263,6 +263,41 @@ impl YubiKeyPiv {
     }
 
     /// Runs `f` on the card with "touch your YubiKey" shown meanwhile.
+    /// Writes a self-signed X.509 certificate for the key just generated in `slot` (subject
+    /// `O=Custos, CN=Custos PIV key <slot>`, valid 20 years), signed by that key on the card (a
+    /// touch). Needs the management key, already authenticated for the generation.
+    fn write_certificate(
+        &mut self,
+        slot: SlotId,
+        spki: x509_cert::spki::SubjectPublicKeyInfoOwned,
+    ) -> std::result::Result<(), String> {
+        use std::str::FromStr;
+        use x509_cert::{name::Name, serial_number::SerialNumber, time::Validity};
+        let serial = random_serial().map_err(|e| e.to_string())?;
+        let serial = SerialNumber::new(&serial).map_err(|e| e.to_string())?;
+        let validity = Validity::from_now(std::time::Duration::from_secs(20 * 365 * 86_400))
+            .map_err(|e| e.to_string())?;
+        let slot_hex = u8::from(slot);
+        let subject = Name::from_str(&format!("CN=Custos PIV key {slot_hex:02x},O=Custos"))
+            .map_err(|e| e.to_string())?;
+        let result = self.with_touch(|yk| {
+            yubikey::certificate::Certificate::generate_self_signed::<_, p256_yubikey::NistP256>(
+                yk,
+                slot,
+                serial,
+                validity,
+                subject,
+                spki,
+                |_| Ok(()),
+            )
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(yubikey::Error::AuthenticationError) => Err("no touch".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     fn with_touch<R>(&mut self, f: impl FnOnce(&mut YubiKey) -> R) -> R {
         if let Some(p) = &self.prompt {
             p.touch("YubiKey");
@@ -359,7 +394,17 @@ impl PivCard for YubiKeyPiv {
             Ok(spki) => spki,
             Err(e) => return Err(self.failed(e)),
         };
-        point_of(spki.subject_public_key.raw_bytes())
+        let point = point_of(spki.subject_public_key.raw_bytes())?;
+        // A self-signed certificate in the slot, as ykman and age-plugin-yubikey write one: other
+        // PIV tools find the key through it (age-plugin-yubikey opens Custos's share files so). It
+        // needs one more touch; without it the key still works for Custos, and that is said.
+        if let Err(e) = self.write_certificate(slot_id, spki) {
+            eprintln!(
+                "custos: WARNING: the key in slot {slot:02x} works, but its certificate was not \
+                 written ({e}): age-plugin-yubikey will not find it"
+            );
+        }
+        Ok(point)
     }
 
     /// Not yet run on a real YubiKey.
@@ -415,6 +460,15 @@ impl PivCard for YubiKeyPiv {
         }
         Ok(SecretBytes::new(shared.to_vec()))
     }
+}
+
+/// A positive 16-byte certificate serial.
+fn random_serial() -> Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Error::Device(format!("no randomness: {e}")))?;
+    b[0] &= 0x7F;
+    b[0] |= 0x01;
+    Ok(b)
 }
 
 #[cfg(test)]
