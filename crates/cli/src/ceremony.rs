@@ -30,6 +30,9 @@ pub enum CeremonyCmd {
     Drill {
         #[command(flatten)]
         shares: ShareArgs,
+        /// The escrow (ceremony id) the share belongs to: refused unless it is the vault's current one
+        #[arg(long)]
+        escrow: Option<String>,
     },
     /// The witness records the hand-out of the current escrow (with a touch): the tamper-evident bag
     /// of each card and any deviation from the script; appended to the transcript
@@ -434,7 +437,7 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
             v.lock();
             Ok(())
         }
-        CeremonyCmd::Drill { shares } => {
+        CeremonyCmd::Drill { shares, escrow } => {
             let given = shares.words.len() + shares.files.len() + shares.images.len();
             if given > 1 {
                 return Err(Failure::Usage(
@@ -448,6 +451,17 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                 None
             };
             let mut v = unlock(cli)?;
+            if let Some(id) = escrow {
+                let current = v.escrow_status()?.map(|s| s.ceremony);
+                if current.as_deref() != Some(id.trim()) {
+                    return Err(Failure::Core(Error::BadShare(match current {
+                        Some(c) => format!(
+                            "escrow {id} is not the vault's current escrow ({c}): its shares were replaced by a rekey and cannot be drilled"
+                        ),
+                        None => format!("escrow {id}: this vault has no escrow"),
+                    })));
+                }
+            }
             match share {
                 Some(s) => {
                     let st = v.drill(&s)?;

@@ -394,6 +394,21 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
     );
     let err = run(&env, &["ceremony", "drill", "--share-words", olds[0]]).err();
     assert!(err.contains("another ceremony"), "{err}");
+    // Naming the escrow: the old one is refused as such, the current one drills.
+    let err = run(&env, &["ceremony", "drill", "--escrow", &old.ceremony]).err();
+    assert!(err.contains("not the vault's current escrow"), "{err}");
+    let r = json_of(
+        &env,
+        &[
+            "ceremony",
+            "drill",
+            "--escrow",
+            &new.ceremony,
+            "--share-words",
+            &new.words[1].1,
+        ],
+    );
+    assert_eq!(r["status"], "verified", "{r}");
     assert!(!opens_with(&env, "from old shares"));
 
     recover(&env, &[&new.words[0].1, &new.words[2].1], "from new shares").ok();
