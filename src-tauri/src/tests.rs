@@ -1512,8 +1512,15 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
         "at step 3 (split, olivia): the split was run twice: the first laptop froze"
     );
     let exported = h.ok("export_transcript", json!({"id": ceremony}));
-    custos_core::escrow::verify_transcript(Path::new(exported.as_str().expect("p")), None)
+    let exported = Path::new(exported.as_str().expect("p")).to_path_buf();
+    custos_core::escrow::verify_transcript(&exported, None)
         .expect("the transcript with its deviation verifies");
+    let head = t["head"].as_str().expect("head");
+    assert!(
+        exported.ends_with(format!("{ceremony}-{}.json", &head[..12])),
+        "one file per version of the transcript: {}",
+        exported.display()
+    );
     let audit = h.ok("audit_entries", json!({})).to_string();
     assert!(audit.contains("ceremony.deviation"), "{audit}");
 

@@ -13,7 +13,6 @@ use custos_core::escrow::{
     RecoveryShareCheck, Room, ShareStatus, Transcript,
 };
 use custos_core::hardware::{DeviceIdentity, Fido2Client};
-
 use custos_core::sharefile::{self, FileLock};
 use custos_core::sharing::Share;
 use custos_core::{Error, Passphrase, Vault};
@@ -98,11 +97,11 @@ fn view(g: &Given) -> HandOutView {
     }
 }
 
-/// Where the window offers to write share files: `<vault>.shares/` next to the vault. The officer
-/// can name another directory (the custodian's removable medium).
-fn default_share_dir(vault: &std::path::Path) -> PathBuf {
+/// `<vault><suffix>`: a directory next to the vault file (`.shares`: where the window offers to write
+/// share files, though the officer names the holder's removable medium; `.transcripts`: exports).
+fn next_to_vault(vault: &std::path::Path, suffix: &str) -> PathBuf {
     let mut dir = vault.as_os_str().to_owned();
-    dir.push(".shares");
+    dir.push(suffix);
     PathBuf::from(dir)
 }
 
@@ -229,7 +228,7 @@ pub async fn run_escrow<R: Runtime>(
             })
             .collect(),
     };
-    let share_dir = default_share_dir(state.state::<Session>().vault_path())
+    let share_dir = next_to_vault(state.state::<Session>().vault_path(), ".shares")
         .display()
         .to_string();
     let result = EscrowResult {
@@ -514,15 +513,15 @@ pub fn ceremony_transcript(session: State<'_, Session>, id: String) -> AppResult
     session.with_vault(|v| v.transcript(id.trim()))
 }
 
-/// Writes a ceremony's transcript as JSON next to the vault (`<vault>.transcripts/<id>.json`) and
-/// returns the path; `custos ceremony verify-transcript` checks it offline.
+/// Writes a ceremony's transcript as JSON next to the vault
+/// (`<vault>.transcripts/<id>-<head>.json`, the first 12 digits of its head hash) and returns the path;
+/// `custos ceremony verify-transcript` checks it offline. A transcript grows (the hand-out record, a
+/// deviation note): each version is its own file, and exporting one version again keeps its file.
 #[tauri::command]
 pub fn export_transcript(session: State<'_, Session>, id: String) -> AppResult<String> {
     let t = session.with_vault(|v| v.transcript(id.trim()))?;
     let text = serde_json::to_string_pretty(&t).map_err(|e| AppError::internal(e.to_string()))?;
-    let mut dir = session.vault_path().as_os_str().to_owned();
-    dir.push(".transcripts");
-    let dir = std::path::PathBuf::from(dir);
+    let dir = next_to_vault(session.vault_path(), ".transcripts");
     let io = |path: &std::path::Path, source| {
         AppError::from(Error::Io {
             path: path.display().to_string(),
@@ -530,8 +529,8 @@ pub fn export_transcript(session: State<'_, Session>, id: String) -> AppResult<S
         })
     };
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let path = dir.join(format!("{}.json", t.ceremony));
-    // A stored transcript never changes: an existing export of it is kept if it is the same.
+    let head: String = t.head.chars().take(12).collect();
+    let path = dir.join(format!("{}-{head}.json", t.ceremony));
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == text => {}
         Ok(_) => {
