@@ -1184,7 +1184,10 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         .expect("s")
         .iter()
         .all(|s| s["status"] == "never"));
-    let drilled = h.ok("drill_share", json!({"words": words_of(&erin)}));
+    let drilled = h.ok(
+        "drill_share",
+        json!({"source": {"kind": "words", "words": words_of(&erin)}}),
+    );
     assert_eq!(
         (drilled["index"].clone(), drilled["status"].clone()),
         (json!(3), json!("verified"))
@@ -1192,7 +1195,7 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
     assert_eq!(
         h.err_kind(
             "drill_share",
-            json!({"words": with_wrong_word(erin["words"].as_array().expect("w"), 30)})
+            json!({"source": {"kind": "words", "words": with_wrong_word(erin["words"].as_array().expect("w"), 30)}})
         ),
         "bad_share"
     );
@@ -1523,6 +1526,33 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
     );
     let audit = h.ok("audit_entries", json!({})).to_string();
     assert!(audit.contains("ceremony.deviation"), "{audit}");
+
+    // Drills from the files: carol's with her passphrase, dave's with his PIV PIN and touch.
+    let drill_file = |bytes: &[u8], pass: Option<&str>| {
+        h.call(
+            "drill_share",
+            json!({"source": {"kind": "file", "name": "drill.age", "bytes": bytes, "passphrase": pass}}),
+        )
+    };
+    let carol_drill = drill_file(&carol_bytes, Some(CAROL)).expect("carol drills");
+    assert_eq!(
+        (carol_drill["index"].clone(), carol_drill["status"].clone()),
+        (json!(1), json!("verified"))
+    );
+    let wrong = drill_file(&carol_bytes, Some("not hers")).expect_err("wrong passphrase");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("share file drill.age")),
+        "{wrong}"
+    );
+    let pins_before = person.pins().len();
+    let dave_drill = drill_file(&std::fs::read(&dave_file).expect("f"), None).expect("dave drills");
+    assert_eq!(dave_drill["index"], 2);
+    assert_eq!(person.pins()[pins_before..].len(), 1, "dave's PIV PIN");
+    let status = h.ok("escrow_status", json!({}));
+    assert_eq!(status["shares"][0]["status"], "verified");
+    assert_eq!(status["shares"][1]["status"], "verified");
 
     // Recovery from a share file with its passphrase, a PIV share file, and a QR picture.
     h.ok("lock", json!({}));

@@ -607,8 +607,8 @@ async function ceremonyPhase() {
     await click('#nav-ceremonies');
     await waitText('[data-testid="share-status-1"]', 'never');
     await click('#drill-open');
-    await fill('#drill-words', words.carol.join(' '));
-    await click('#drill-submit');
+    await fill('#drill-share-input', words.carol.join(' '));
+    await click('#drill-share-add');
     await waitText('#drill-result', 'verified');
     await click('#nav-ceremonies');
     await waitText('[data-testid="share-status-1"]', 'verified');

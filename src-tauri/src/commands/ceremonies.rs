@@ -501,11 +501,24 @@ pub async fn record_deviation<R: Runtime>(
     .await
 }
 
-/// A drill: one share checked alone against the escrow's commitments. Nothing is rebuilt or unlocked.
+/// A drill: one share — typed words, a QR picture or the holder's share file (a YubiKey file asks
+/// the PIV PIN in the dialog, then a touch) — checked alone against the escrow's commitments.
+/// Nothing is rebuilt or unlocked; the drill's date is recorded.
 #[tauri::command]
-pub fn drill_share(session: State<'_, Session>, words: String) -> AppResult<ShareStatus> {
-    let share = Share::from_words(&words)?;
-    session.with_vault(|v| v.drill(&share))
+pub async fn drill_share<R: Runtime>(
+    app: AppHandle<R>,
+    source: ShareSource,
+) -> AppResult<ShareStatus> {
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || -> AppResult<ShareStatus> {
+        let session = handle.state::<Session>();
+        // A demo vault's share files open with its demo PIV keys, as with_key decides for touches.
+        let demo = session.config().demo || session.with_vault(|v| Ok(v.custody_status()?.demo))?;
+        let share = read_presented(&handle, &session, source, demo)?;
+        session.with_vault(|v| v.drill(&share))
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("the drill stopped: {e}")))?
 }
 
 #[tauri::command]
@@ -602,17 +615,6 @@ pub async fn present_share<R: Runtime>(
     app: AppHandle<R>,
     source: ShareSource,
 ) -> AppResult<RecoveryShareCheck> {
-    let what = source.what();
-    let named = move |e: Error| -> AppError {
-        match e {
-            Error::BadShare(_) => Error::BadShare(format!(
-                "{what}: {}",
-                e.to_string().trim_start_matches("share refused: ")
-            ))
-            .into(),
-            other => other.into(),
-        }
-    };
     let handle = app.clone();
     tauri::async_runtime::spawn_blocking(move || -> AppResult<RecoveryShareCheck> {
         let session = handle.state::<Session>();
@@ -623,33 +625,60 @@ pub async fn present_share<R: Runtime>(
             ));
         }
         session.touch();
-        let share = match &source {
-            ShareSource::Words { words } => Share::from_words(words).map_err(&named)?,
-            ShareSource::Picture { bytes, .. } | ShareSource::File { bytes, .. }
-                if bytes.len() > MAX_PRESENTED_BYTES =>
-            {
-                return Err(named(Error::BadShare(
-                    "this file is far too large to be a share".into(),
-                )))
-            }
-            ShareSource::Picture { bytes, .. } => {
-                custos_core::scan::share_from_image(bytes).map_err(&named)?
-            }
-            ShareSource::File {
-                bytes, passphrase, ..
-            } => {
-                let _busy = session.begin_device()?;
-                let devices = Devices::new(&handle, session.vault_path(), session.config().demo);
-                open_share_file(&devices, bytes, passphrase.as_deref()).map_err(&named)?
-            }
-        };
-        drop(source);
-        let check = escrow::check_recovery_share(session.vault_path(), &share).map_err(&named)?;
+        let named = named_for(source.what());
+        let share = read_presented(&handle, &session, source, session.config().demo)?;
+        let check = escrow::check_recovery_share(session.vault_path(), &share).map_err(named)?;
         session.present(share)?;
         Ok(check)
     })
     .await
     .map_err(|e| AppError::internal(format!("reading the share stopped: {e}")))?
+}
+
+/// A share refusal prefixed with what was presented ("share picture carol.png: …").
+fn named_for(what: String) -> impl Fn(Error) -> AppError {
+    move |e: Error| match e {
+        Error::BadShare(_) => Error::BadShare(format!(
+            "{what}: {}",
+            e.to_string().trim_start_matches("share refused: ")
+        ))
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// The share a person presented (recovery or drill): typed words, a QR picture, or a share file (its
+/// passphrase, or the PIV card holding its key: the demo PIV keys when `demo`). A refusal names
+/// what was presented. The source is zeroized as soon as it is read.
+fn read_presented<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    source: ShareSource,
+    demo: bool,
+) -> AppResult<Share> {
+    let named = named_for(source.what());
+    let share = match &source {
+        ShareSource::Words { words } => Share::from_words(words).map_err(&named)?,
+        ShareSource::Picture { bytes, .. } | ShareSource::File { bytes, .. }
+            if bytes.len() > MAX_PRESENTED_BYTES =>
+        {
+            return Err(named(Error::BadShare(
+                "this file is far too large to be a share".into(),
+            )))
+        }
+        ShareSource::Picture { bytes, .. } => {
+            custos_core::scan::share_from_image(bytes).map_err(&named)?
+        }
+        ShareSource::File {
+            bytes, passphrase, ..
+        } => {
+            let _busy = session.begin_device()?;
+            let devices = Devices::new(app, session.vault_path(), demo);
+            open_share_file(&devices, bytes, passphrase.as_deref()).map_err(&named)?
+        }
+    };
+    drop(source);
+    Ok(share)
 }
 
 /// Opens a share file: with the passphrase given, or with the YubiKey PIV key it is locked to.

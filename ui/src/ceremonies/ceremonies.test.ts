@@ -224,7 +224,7 @@ describe('ceremony helpers', () => {
     await ipc.revealShare(1);
     await ipc.confirmShare(1, 'harbor pencil');
     await ipc.finishHandout(false, [{ index: 2, serial: 'TEB-1' }], 'late start');
-    await ipc.drillShare('harbor pencil');
+    await ipc.drillShare({ kind: 'words', words: 'harbor pencil' });
     await ipc.ceremonyTranscript('cer-1');
     await ipc.exportTranscript('cer-1');
     await ipc.writeShareFile(3, '/media/usb', 'their pass', 'their pass');
@@ -241,7 +241,7 @@ describe('ceremony helpers', () => {
       { cmd: 'reveal_share', args: { index: 1 } },
       { cmd: 'confirm_share', args: { index: 1, words: 'harbor pencil' } },
       { cmd: 'finish_handout', args: { force: false, bag_serials: [{ index: 2, serial: 'TEB-1' }], note: 'late start' } },
-      { cmd: 'drill_share', args: { words: 'harbor pencil' } },
+      { cmd: 'drill_share', args: { source: { kind: 'words', words: 'harbor pencil' } } },
       { cmd: 'ceremony_transcript', args: { id: 'cer-1' } },
       { cmd: 'export_transcript', args: { id: 'cer-1' } },
       { cmd: 'write_share_file', args: { index: 3, dir: '/media/usb', passphrase: 'their pass', confirmation: 'their pass' } },
@@ -765,7 +765,8 @@ describe('DrillShare', () => {
   it('shows the result or the error and clears the words after each attempt', async () => {
     const calls = backend((cmd, args) => {
       if (cmd === 'drill_share') {
-        if (String(args.words).includes('wrong')) throw { kind: 'bad_share', message: 'word 3 is not in the word list' };
+        const source = args.source as { kind: string; words?: string };
+        if (String(source.words).includes('wrong')) throw { kind: 'bad_share', message: 'word 3 is not in the word list' };
         return share({ index: 2, custodian: 'dave', status: 'verified', last_drill: '2026-12-05T10:00:00Z' });
       }
       return undefined;
@@ -773,22 +774,37 @@ describe('DrillShare', () => {
     const r = render(DrillShare, {});
     cleanup = r.destroy;
     expect(r.target.textContent).toContain('Each custodian checks their own share alone; nothing is rebuilt or unlocked.');
-    const area = byId<HTMLTextAreaElement>(r.target, 'drill-words');
-    expect(byId<HTMLButtonElement>(r.target, 'drill-submit').disabled).toBe(true);
+    const area = () => byId<HTMLTextAreaElement>(r.target, 'drill-share-input');
+    expect(byId<HTMLButtonElement>(r.target, 'drill-share-add').disabled).toBe(true);
 
-    fill(area, 'harbor pencil wrong');
-    click(byId(r.target, 'drill-submit'));
-    await vi.waitFor(() => expect(byId(r.target, 'drill-error').textContent).toBe('Word 3 is not in the word list.'));
-    expect(byId<HTMLTextAreaElement>(r.target, 'drill-words').value).toBe('');
+    fill(area(), 'harbor pencil wrong');
+    click(byId(r.target, 'drill-share-add'));
+    await vi.waitFor(() => expect(byId(r.target, 'drill-share-error').textContent).toBe('Word 3 is not in the word list.'));
+    expect(area().value).toBe('');
     expect(r.target.querySelector('#drill-result')).toBeNull();
 
     const typed = shareWords(2).join('\n');
-    fill(byId<HTMLTextAreaElement>(r.target, 'drill-words'), typed);
-    click(byId(r.target, 'drill-submit'));
+    fill(area(), typed);
+    click(byId(r.target, 'drill-share-add'));
     await vi.waitFor(() => expect(byId(r.target, 'drill-result').textContent).toBe('share #2 of dave: verified'));
-    expect(r.target.querySelector('#drill-error')).toBeNull();
-    expect(byId<HTMLTextAreaElement>(r.target, 'drill-words').value).toBe('');
-    expect(commands(calls, 'drill_share').map((c) => c.args)).toEqual([{ words: 'harbor pencil wrong' }, { words: typed }]);
+    expect(r.target.querySelector('#drill-share-error')).toBeNull();
+    expect(area().value).toBe('');
+
+    // A holder with a share file drills with it (and its passphrase).
+    click(byTestId(r.target, 'drill-via-file'));
+    const input = byId<HTMLInputElement>(r.target, 'drill-file-input');
+    Object.defineProperty(input, 'files', { value: [new File([new Uint8Array([7, 8])], 'erin.age')], configurable: true });
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+    flushSync();
+    fill(byId<HTMLInputElement>(r.target, 'drill-file-passphrase'), 'erin pass');
+    click(byId(r.target, 'drill-share-add'));
+    await vi.waitFor(() => expect(commands(calls, 'drill_share')).toHaveLength(3));
+    expect(commands(calls, 'drill_share').map((c) => c.args)).toEqual([
+      { source: { kind: 'words', words: 'harbor pencil wrong' } },
+      { source: { kind: 'words', words: typed } },
+      { source: { kind: 'file', name: 'erin.age', bytes: [7, 8], passphrase: 'erin pass' } },
+    ]);
+    expect(byId<HTMLInputElement>(r.target, 'drill-file-passphrase').value).toBe('');
   });
 });
 

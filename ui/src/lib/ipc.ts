@@ -151,7 +151,8 @@ export const ipc = {
   /** The ceremony's witness notes a deviation at one step (touch); returns the transcript. */
   recordDeviation: (ceremony: string, step: number, note: string) =>
     call<Transcript>('record_deviation', { ceremony, step, note }),
-  drillShare: (words: string) => call<ShareStatus>('drill_share', { words }),
+  /** One share checked alone against its commitment (words, QR picture or share file). */
+  drillShare: (source: ShareSource) => call<ShareStatus>('drill_share', { source }),
   ceremonyTranscript: (id: string) => call<Transcript>('ceremony_transcript', { id }),
   /** Writes the transcript as JSON next to the vault; returns the path. */
   exportTranscript: (id: string) => call<string>('export_transcript', { id }),
