@@ -29,7 +29,7 @@ pub const EVENT_VAULT_LOCKED: &str = "vault-locked";
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LockedEvent {
-    /// "user" | "idle" | "exit"
+    /// "user" | "idle" | "exit" | "shares" (recovery shares forgotten after the idle time)
     pub reason: &'static str,
 }
 
@@ -254,10 +254,6 @@ impl Session {
         if self.device_busy() {
             return false;
         }
-        // Shares presented on the unlock screen and left there are forgotten after the idle time.
-        if self.idle_for() >= self.config.idle_timeout {
-            self.forget_presented();
-        }
         let mut guard = relock(&self.vault);
         if self.device_busy() {
             return false;
@@ -272,6 +268,19 @@ impl Session {
             return true;
         }
         false
+    }
+
+    /// Forgets the recovery shares presented on the unlock screen once nothing has happened for the
+    /// idle time (the vault is locked then, so `lock_if_idle` does not apply). Returns whether there
+    /// were any.
+    pub fn forget_presented_if_idle(&self) -> bool {
+        if self.device_busy() || self.idle_for() < self.config.idle_timeout {
+            return false;
+        }
+        let mut presented = relock(&self.presented);
+        let had = !presented.is_empty();
+        presented.clear();
+        had
     }
 
     /// Marks a vault creation as running; `false` if one already is.
@@ -297,9 +306,17 @@ pub fn spawn_idle_watcher<R: Runtime>(app: AppHandle<R>) -> std::io::Result<()> 
         .name("custos-idle-lock".into())
         .spawn(move || loop {
             std::thread::sleep(interval);
-            let locked = app.state::<Session>().lock_if_idle();
-            if locked {
-                if let Err(err) = app.emit(EVENT_VAULT_LOCKED, LockedEvent { reason: "idle" }) {
+            let session = app.state::<Session>();
+            let reason = if session.lock_if_idle() {
+                Some("idle")
+            } else if session.forget_presented_if_idle() {
+                // The recovery screen goes back to the unlock screen: its list is gone.
+                Some("shares")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                if let Err(err) = app.emit(EVENT_VAULT_LOCKED, LockedEvent { reason }) {
                     eprintln!("custos-app: could not emit {EVENT_VAULT_LOCKED}: {err}");
                 }
             }
@@ -310,6 +327,34 @@ pub fn spawn_idle_watcher<R: Runtime>(app: AppHandle<R>) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presented_shares_are_forgotten_after_the_idle_time_and_on_lock() {
+        let session = Session::new(Config {
+            vault_path: PathBuf::from("/nonexistent/vault.db"),
+            idle_timeout: Duration::from_millis(300),
+            test_kdf_allowed: true,
+            demo: true,
+            prompt_timeout: Duration::from_secs(1),
+        });
+        let secret = custos_core::SecretKey::generate().expect("key");
+        let (_, shares) = custos_core::sharing::split(&secret, 2, 3, [3; 8]).expect("split");
+        session.present(shares[0].clone()).expect("first");
+        assert!(session.present(shares[0].clone()).is_err(), "counts once");
+        session.touch();
+        assert!(!session.forget_presented_if_idle(), "activity keeps them");
+        assert_eq!(session.presented().len(), 1);
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(session.forget_presented_if_idle(), "idle: forgotten");
+        assert!(session.presented().is_empty());
+        assert!(
+            !session.forget_presented_if_idle(),
+            "nothing left to forget"
+        );
+        session.present(shares[1].clone()).expect("again");
+        session.lock();
+        assert!(session.presented().is_empty(), "a lock forgets them");
+    }
 
     #[test]
     fn interval_is_bounded() {

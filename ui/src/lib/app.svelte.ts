@@ -156,6 +156,8 @@ export class AppState {
         : 'Locked automatically after a period without activity.';
     } else if (reason === 'user') {
       this.notice = 'Vault locked.';
+    } else if (reason === 'shares') {
+      this.notice = 'The recovery shares entered were forgotten after a period without activity: enter them again.';
     }
     this.screen = 'unlock';
     await this.refreshStatus();

@@ -145,7 +145,7 @@ export interface AuditReport {
 }
 
 export interface LockedEvent {
-  reason: 'user' | 'idle' | 'exit';
+  reason: 'user' | 'idle' | 'exit' | 'shares';
 }
 
 // ---- custody -------------------------------------------------------------------------------

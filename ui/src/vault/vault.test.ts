@@ -166,6 +166,12 @@ describe('App', () => {
     expect(r.target.querySelector('#lock-button')).toBeNull();
     // Still a test vault while locked: the banner stays.
     expect(r.target.querySelector('#test-vault-banner')).not.toBeNull();
+
+    // Recovery shares left on the recovery screen are forgotten after the idle time: back to unlock.
+    app.screen = 'recover';
+    await emit('vault-locked', { reason: 'shares' });
+    await vi.waitFor(() => expect(r.target.querySelector('#unlock')).not.toBeNull());
+    expect(byId(r.target, 'lock-notice').textContent).toContain('recovery shares entered were forgotten');
   });
 });
 
