@@ -62,6 +62,15 @@ impl Medium {
             ))),
         }
     }
+    /// The medium's name, as `parse` takes it and the transcript writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Medium::Screen => "screen",
+            Medium::Card => "card",
+            Medium::File => "file",
+            Medium::PassphraseFile => "passphrase-file",
+        }
+    }
     /// Whether the share goes out as an encrypted file.
     pub fn is_file(self) -> bool {
         matches!(self, Medium::File | Medium::PassphraseFile)
@@ -601,13 +610,7 @@ impl Vault {
             plan.witness,
             plan.holders
                 .iter()
-                .map(|(h, m)| format!(
-                    "{h} ({})",
-                    serde_json::to_value(m)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                ))
+                .map(|(h, m)| format!("{h} ({})", m.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -649,8 +652,9 @@ impl Vault {
         for ((row, (name, medium)), share) in holders.iter().zip(&plan.holders).zip(shares) {
             let n = rec.steps.len() as u32 + 1;
             room.step(&format!(
-                "{n}. {name} receives share #{} by {medium:?}. Touch your key.",
-                share.index
+                "{n}. {name} receives share #{} by {}. Touch your key.",
+                share.index,
+                medium.name()
             ));
             let e = self.ceremony_touch(row, &ceremony, n, room)?;
             rec.add(
@@ -661,10 +665,7 @@ impl Vault {
                     "share #{} (fingerprint {}) by {}",
                     share.index,
                     share.fingerprint(),
-                    serde_json::to_value(medium)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
+                    medium.name()
                 ),
                 Some(e),
             )?;
@@ -1403,5 +1404,21 @@ mod tests {
             share_file_name("ab12", 2, ".hidden", "age"),
             "ab12-share-2-_hidden.age"
         );
+    }
+
+    #[test]
+    fn medium_names_round_trip_and_match_the_serialized_form() {
+        for m in [
+            Medium::Screen,
+            Medium::Card,
+            Medium::File,
+            Medium::PassphraseFile,
+        ] {
+            assert_eq!(Medium::parse(m.name()).expect("parses"), m);
+            assert_eq!(
+                serde_json::to_value(m).expect("json"),
+                serde_json::Value::from(m.name())
+            );
+        }
     }
 }
