@@ -63,7 +63,7 @@ test: setup-test interop-tools build lint
 	bash scripts/pcscd-vpcd.sh start
 	set +e; source $(PIV_ENV); \
 	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
-	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR=$(TOOLS_BIN) $(CARGO) test --workspace --no-fail-fast; rc=$$?; \
+	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR="$(TOOLS_BIN)" $(CARGO) test --workspace --no-fail-fast; rc=$$?; \
 	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
 	$(NPM) --prefix ui test
 	$(NPM) --prefix ui run check
@@ -77,17 +77,20 @@ test-piv: interop-tools
 	bash scripts/pcscd-vpcd.sh start
 	set +e; source $(PIV_ENV); \
 	  if [ -n "$${CUSTOS_VPCD_SKIP:-}" ]; then echo "WARNING: the virtual PIV card tests are SKIPPED: $$CUSTOS_VPCD_SKIP"; fi; \
-	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR=$(TOOLS_BIN) $(CARGO) test -p custos-hardware --test piv_vpcd -- --test-threads=1; rc=$$?; \
+	  CUSTOS_VPCD=1 CUSTOS_AGE_PLUGIN_DIR="$(TOOLS_BIN)" $(CARGO) test -p custos-hardware --test piv_vpcd -- --test-threads=1; rc=$$?; \
 	  bash scripts/pcscd-vpcd.sh stop; exit $$rc
 
-# age-plugin-yubikey (a pinned release, from crates.io) for the interop test: a share file Custos
-# locked to a PIV key it generated opens with `age -d` and the plugin, through pcscd and the virtual
-# card. A test tool only, built into .tools/ (about a minute and a half the first time).
+# age-plugin-yubikey (a pinned release, from crates.io: the first run needs the crates registry, as
+# the build does) for the interop test: a share file Custos locked to a PIV key it generated opens
+# with `age -d` and the plugin, through pcscd and the virtual card. A test tool only, built into
+# .tools/ (about a minute and a half the first time; again only when the pinned version changes).
 AGE_PLUGIN_YUBIKEY_VERSION := 0.5.1
-TOOLS_BIN := $(CURDIR)/.tools/bin
+TOOLS := $(CURDIR)/.tools
+TOOLS_BIN := $(TOOLS)/bin
 interop-tools:
-	@test -x $(TOOLS_BIN)/age-plugin-yubikey || \
-	  $(CARGO) install --locked --quiet --root $(CURDIR)/.tools age-plugin-yubikey --version $(AGE_PLUGIN_YUBIKEY_VERSION)
+	@grep -qs '"age-plugin-yubikey $(AGE_PLUGIN_YUBIKEY_VERSION) ' "$(TOOLS)/.crates.toml" && test -x "$(TOOLS_BIN)/age-plugin-yubikey" || { \
+	  echo "building age-plugin-yubikey $(AGE_PLUGIN_YUBIKEY_VERSION) into $(TOOLS) for the interop test"; \
+	  $(CARGO) install --locked --force --root "$(TOOLS)" age-plugin-yubikey --version $(AGE_PLUGIN_YUBIKEY_VERSION); }
 
 check-e2e:
 	@test -f tests/e2e/run.sh || { echo "error: tests/e2e/run.sh is missing: the window E2E suite cannot run" >&2; exit 1; }

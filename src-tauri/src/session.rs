@@ -254,6 +254,10 @@ impl Session {
         if self.device_busy() {
             return false;
         }
+        if self.idle_for() >= self.config.idle_timeout {
+            // Shares presented on the unlock screen exist only while locked; none survive idleness.
+            self.forget_presented();
+        }
         let mut guard = relock(&self.vault);
         if self.device_busy() {
             return false;
@@ -332,7 +336,7 @@ mod tests {
     fn presented_shares_are_forgotten_after_the_idle_time_and_on_lock() {
         let session = Session::new(Config {
             vault_path: PathBuf::from("/nonexistent/vault.db"),
-            idle_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(2),
             test_kdf_allowed: true,
             demo: true,
             prompt_timeout: Duration::from_secs(1),
@@ -344,7 +348,7 @@ mod tests {
         session.touch();
         assert!(!session.forget_presented_if_idle(), "activity keeps them");
         assert_eq!(session.presented().len(), 1);
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(2200));
         assert!(session.forget_presented_if_idle(), "idle: forgotten");
         assert!(session.presented().is_empty());
         assert!(

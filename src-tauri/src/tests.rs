@@ -1556,6 +1556,17 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
 
     // Recovery from a share file with its passphrase, a PIV share file, and a QR picture.
     h.ok("lock", json!({}));
+    // A drill needs the unlocked vault: refused before any PIN is asked.
+    let pins_before = person.pins().len();
+    assert_eq!(
+        drill_file(&std::fs::read(&dave_file).expect("f"), None).expect_err("locked")["kind"],
+        "vault_locked"
+    );
+    assert_eq!(
+        person.pins().len(),
+        pins_before,
+        "no PIN for a locked vault"
+    );
     let file = |bytes: &[u8], pass: Option<&str>| json!({"source": {"kind": "file", "name": "share.age", "bytes": bytes, "passphrase": pass}});
     let no_pass = h
         .call("present_share", file(&carol_bytes, None))

@@ -85,9 +85,10 @@ pub struct EscrowArgs {
     #[arg(long)]
     witness: String,
     /// The drill policy: each holder checks their share alone at least every DAYS days
-    /// (`ceremony list` shows who is due)
-    #[arg(long = "drill-every", value_name = "DAYS", default_value_t = escrow::DEFAULT_DRILL_DAYS)]
-    drill_every: u32,
+    /// (`ceremony list` shows who is due). Default: a rekey keeps the current policy, a first escrow
+    /// takes 180
+    #[arg(long = "drill-every", value_name = "DAYS")]
+    drill_every: Option<u32>,
     /// Where share cards, share files and the transcript are written
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -445,12 +446,8 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                         .into(),
                 ));
             }
-            let share = if given == 1 {
-                read_shares(cli, shares)?.pop()
-            } else {
-                None
-            };
             let mut v = unlock(cli)?;
+            // The escrow named is checked before any share is read (a file may ask a PIN, a touch).
             if let Some(id) = escrow {
                 let current = v.escrow_status()?.map(|s| s.ceremony);
                 if current.as_deref() != Some(id.trim()) {
@@ -462,6 +459,11 @@ pub fn ceremony_cmd(cli: &Cli, cmd: &CeremonyCmd) -> CliResult {
                     })));
                 }
             }
+            let share = if given == 1 {
+                read_shares(cli, shares)?.pop()
+            } else {
+                None
+            };
             match share {
                 Some(s) => {
                     let st = v.drill(&s)?;

@@ -1405,6 +1405,7 @@ impl Vault {
             self.enrolment_gate(&target, requester_key)?;
             card.check_not_default()?;
             let public = card.generate_p256(slot, pin)?;
+            let warning = card.take_warning();
             p256::PublicKey::from_sec1_bytes(&public).map_err(|_| {
                 Error::Device("the card returned a malformed P-256 public key".into())
             })?;
@@ -1419,7 +1420,13 @@ impl Vault {
                 enrolled: now(),
                 revoked: None,
             };
-            self.store_authenticator(&target.record.name, record)
+            let done = self.store_authenticator(&target.record.name, record)?;
+            Ok(match (done, warning) {
+                (Performed::Done { detail }, Some(w)) => Performed::Done {
+                    detail: format!("{detail}; WARNING: {w}"),
+                },
+                (other, _) => other,
+            })
         })();
         if let Err(e) = &result {
             self.record_refusal("custodian.enroll", (None, None), e);

@@ -84,7 +84,8 @@ pub struct EscrowPlan {
     pub holders: Vec<(String, Medium)>,
     pub witness: String,
     /// The escrow's drill policy: each share is checked by its holder at least this often (days).
-    pub drill_every_days: u32,
+    /// `None`: a rekey keeps the current escrow's policy; a first escrow takes the default.
+    pub drill_every_days: Option<u32>,
 }
 
 /// What the shells need from the room: each participant's own key for their touch (`enrolled`: the
@@ -482,7 +483,7 @@ fn drill_state(
     let due = last.unwrap_or(created).saturating_add(every);
     let status = match last {
         None => "never",
-        Some(d) if now - d <= every => "verified",
+        Some(d) if now.saturating_sub(d) <= every => "verified",
         Some(_) => "stale",
     };
     (status, due, now > due)
@@ -528,10 +529,12 @@ impl Vault {
             });
         }
         let witness = find(&plan.witness)?;
-        if plan.drill_every_days == 0 || plan.drill_every_days > MAX_DRILL_DAYS {
+        if let Some(days) = plan
+            .drill_every_days
+            .filter(|d| *d == 0 || *d > MAX_DRILL_DAYS)
+        {
             return Err(Error::BadShare(format!(
-                "a drill every {} days is not a policy: choose 1 to {MAX_DRILL_DAYS} days (the default is {DEFAULT_DRILL_DAYS})",
-                plan.drill_every_days
+                "a drill every {days} days is not a policy: choose 1 to {MAX_DRILL_DAYS} days (the default is {DEFAULT_DRILL_DAYS})"
             )));
         }
         let total = plan.holders.len();
@@ -575,6 +578,10 @@ impl Vault {
             ));
         }
         let previous = recovery_of(&self.conn)?;
+        let drill_every_days = plan
+            .drill_every_days
+            .or(previous.as_ref().map(|p| p.drill_every_days))
+            .unwrap_or(DEFAULT_DRILL_DAYS);
         let kind = if previous.is_some() {
             "rekey"
         } else {
@@ -606,7 +613,7 @@ impl Vault {
         let script = format!(
             "{kind} {}-of-{total}, each share drilled at least every {} days: administrator {admin_name}, witness {}, holders {}",
             plan.threshold,
-            plan.drill_every_days,
+            drill_every_days,
             plan.witness,
             plan.holders
                 .iter()
@@ -721,7 +728,7 @@ impl Vault {
             drills: BTreeMap::new(),
             media: plan.holders.iter().map(|(_, m)| *m).collect(),
             handed_out: false,
-            drill_every_days: plan.drill_every_days,
+            drill_every_days,
         };
         let record_json =
             serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;

@@ -63,6 +63,11 @@ pub trait PivCard {
     /// ECDH between the card's key in `slot` and `peer` (SEC1 public key): the 32-byte shared x
     /// coordinate. Needs the PIN and, with touch policy "always", a touch.
     fn ecdh(&mut self, slot: u8, peer: &[u8], pin: &Pin) -> Result<SecretBytes>;
+    /// A problem the last operation met that did not stop it (e.g. a generated key whose slot
+    /// certificate could not be written), to be shown to the person; taken once.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// A PIN, zeroized on drop, never printed.

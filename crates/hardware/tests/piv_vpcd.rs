@@ -416,6 +416,26 @@ fn generation_in_82_metadata_and_ecdh_through_the_real_pcsc_path() {
     );
     assert_eq!(f.pin_tries(), 3);
 
+    // No touch for the certificate: the key is there and works, the certificate is not, and the
+    // warning says so (the enrolment shows it).
+    assert!(piv.take_warning().is_none(), "82's certificate was written");
+    f.card.set_touch(Touch::Refused);
+    let p85 = piv
+        .generate_p256(0x85, &pin(PIN))
+        .expect("the key is generated");
+    f.card.set_touch(Touch::Given);
+    let w = piv.take_warning().expect("a warning");
+    assert!(
+        w.contains("slot 85 works, but its certificate was not written") && w.contains("no touch"),
+        "{w}"
+    );
+    assert!(piv.take_warning().is_none(), "taken once");
+    assert_eq!(piv.public_key(0x85).expect("85"), p85);
+    assert!(
+        f.card.with_state(|s| s.object(0x5F_C110).is_none()),
+        "no certificate object for 85"
+    );
+
     // The certificate in slot 82, as any PIV tool reads it (age-plugin-yubikey finds keys so):
     // the slot's public key, signed by that key on the card.
     drop(piv);
@@ -892,25 +912,62 @@ fn a_share_file_opens_with_age_and_age_plugin_yubikey() {
         .env("PATH", &path)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("script runs");
-    {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut terminal = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 512];
+        while let Ok(n) = terminal.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wait_for = |what: &str, seen: &mut String| {
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    // Type the PIN when the plugin asks for it (through age, on the terminal), as a person would.
+    let asked = wait_for("PIN", &mut seen);
+    let mut stdin = child.stdin.take().expect("stdin");
+    if asked {
         use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        // Wait for the prompt before typing, as a person would.
-        std::thread::sleep(Duration::from_secs(2));
         writeln!(stdin, "{PIN}").expect("type the PIN");
-        std::thread::sleep(Duration::from_secs(5));
     }
-    let out = child.wait_with_output().expect("age ends");
-    let transcript = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        asked,
+        "age never asked for the PIN; the terminal showed:\n{seen}"
+    );
+    let status = status.unwrap_or_else(|| panic!("age -d did not finish in 60 s:\n{seen}"));
     let opened = std::fs::read_to_string(&plain).unwrap_or_default();
     assert!(
-        out.status.success() && !opened.is_empty(),
-        "age -d with age-plugin-yubikey: {}\n{transcript}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success() && !opened.is_empty(),
+        "age -d with age-plugin-yubikey: {status}\n{seen}"
     );
     assert!(
         opened.contains(&shares[1].to_words().join(" ")),

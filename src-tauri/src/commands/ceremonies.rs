@@ -189,7 +189,7 @@ pub async fn run_escrow<R: Runtime>(
         threshold,
         holders: holders.into_iter().map(|h| (h.name, h.medium)).collect(),
         witness,
-        drill_every_days: drill_every_days.unwrap_or(escrow::DEFAULT_DRILL_DAYS),
+        drill_every_days,
     };
     let handle = app.clone();
     let state = app.clone();
@@ -512,8 +512,10 @@ pub async fn drill_share<R: Runtime>(
     let handle = app.clone();
     tauri::async_runtime::spawn_blocking(move || -> AppResult<ShareStatus> {
         let session = handle.state::<Session>();
-        // A demo vault's share files open with its demo PIV keys, as with_key decides for touches.
-        let demo = session.config().demo || session.with_vault(|v| Ok(v.custody_status()?.demo))?;
+        // A demo vault's share files open with its demo PIV keys, as with_key decides for touches;
+        // and a locked vault refuses before any PIN is asked.
+        let vault_demo = session.with_vault(|v| Ok(v.custody_status()?.demo))?;
+        let demo = session.config().demo || vault_demo;
         let share = read_presented(&handle, &session, source, demo)?;
         session.with_vault(|v| v.drill(&share))
     })

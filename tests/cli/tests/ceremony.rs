@@ -375,9 +375,11 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
     assert_eq!(s["drill_every_days"], 30, "{s}");
     let created = str_field(&s, "created").to_string();
     let due = str_field(&as_array(field(&s, "shares"))[0], "due").to_string();
-    // 30 days on from the creation time, whatever the date (same time of day).
-    assert_eq!(due[10..], created[10..], "{s}");
-    assert_ne!(due[..10], created[..10], "{s}");
+    assert_eq!(
+        unix_seconds(&due) - unix_seconds(&created),
+        30 * 86_400,
+        "due 30 days after the escrow: {s}"
+    );
     let text = run(&env, &["ceremony", "list"]).ok();
     assert!(
         text.stdout()
@@ -411,8 +413,51 @@ fn rekey_kills_the_old_shares_and_a_drill_unlocks_nothing() {
     assert_eq!(r["status"], "verified", "{r}");
     assert!(!opens_with(&env, "from old shares"));
 
-    recover(&env, &[&new.words[0].1, &new.words[2].1], "from new shares").ok();
+    // Another rekey without --drill-every keeps the 30-day policy.
+    let newer = escrow(
+        &env,
+        "newer",
+        &[
+            "rekey",
+            "--threshold",
+            "2",
+            "--custodian",
+            "bob",
+            "--custodian",
+            "carol",
+        ],
+    );
+    assert_eq!(status(&env)["drill_every_days"], 30);
+    let err = recover(&env, &[&new.words[0].1, &new.words[2].1], "from new shares").err();
+    assert!(err.contains("another ceremony"), "{err}");
+    recover(
+        &env,
+        &[&newer.words[0].1, &newer.words[1].1],
+        "from new shares",
+    )
+    .ok();
     assert!(opens_with(&env, "from new shares"));
+}
+
+/// Seconds since 1970 of an RFC 3339 UTC time ("2026-12-04T10:00:00Z"), for date arithmetic in
+/// assertions (days from the civil date, as in Howard Hinnant's algorithm).
+fn unix_seconds(t: &str) -> i64 {
+    let n = |a: usize, b: usize| t[a..b].parse::<i64>().expect("a number");
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}
+
+#[test]
+fn unix_seconds_matches_known_dates() {
+    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), 0);
+    assert_eq!(unix_seconds("2026-12-03T00:00:00Z"), 1_796_256_000);
+    assert_eq!(unix_seconds("2000-03-01T01:02:03Z"), 951_872_523);
 }
 
 fn write_json(path: &Path, v: &Value) {

@@ -415,8 +415,10 @@ describe('EscrowWizard set-up', () => {
 
   it('warns that a non-officer administrator will be refused and shows the rekey warning', async () => {
     app.custody = custody({ acting_as: 'carol', enforced: true });
-    const { r } = await openWizard(() => undefined, { escrow: escrowStatus() });
+    const { r } = await openWizard(() => undefined, { escrow: escrowStatus({ drill_every_days: 30 }) });
     expect(byId(r.target, 'escrow-admin-warning').textContent).toContain('carol is not an officer');
+    // A rekey offers the escrow's own drill policy.
+    await vi.waitFor(() => expect(byId<HTMLInputElement>(r.target, 'escrow-drill-days').value).toBe('30'));
     expect(byId(r.target, 'escrow-rekey-warning').textContent).toContain('old shares stop working');
     expect(byId(r.target, 'escrow-run').textContent).toBe('Run the rekey');
     // carol administers, so she is not offered as witness.

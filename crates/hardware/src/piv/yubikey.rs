@@ -39,6 +39,8 @@ pub const MGMT_KEY_ENV: &str = "CUSTOS_PIV_MGMT_KEY";
 pub struct YubiKeyPiv {
     yk: YubiKey,
     prompt: Option<Arc<dyn Prompt>>,
+    /// See [`PivCard::take_warning`].
+    warning: Option<String>,
 }
 
 impl fmt::Debug for YubiKeyPiv {
@@ -127,7 +129,11 @@ impl YubiKeyPiv {
             None => YubiKey::open(),
         }
         .map_err(map_error)?;
-        Ok(Self { yk, prompt: None })
+        Ok(Self {
+            yk,
+            prompt: None,
+            warning: None,
+        })
     }
 
     /// Opens the card in the PC/SC reader named exactly `reader` (as `pcsc_scan` or `opensc-tool -l`
@@ -140,7 +146,11 @@ impl YubiKeyPiv {
             return Err(Error::NoDevice("YubiKey"));
         };
         let yk = r.open().map_err(map_error)?;
-        Ok(Self { yk, prompt: None })
+        Ok(Self {
+            yk,
+            prompt: None,
+            warning: None,
+        })
     }
 
     /// Where "touch your YubiKey" is shown before an operation that waits for a touch.
@@ -262,7 +272,6 @@ impl YubiKeyPiv {
         }
     }
 
-    /// Runs `f` on the card with "touch your YubiKey" shown meanwhile.
     /// Writes a self-signed X.509 certificate for the key just generated in `slot` (subject
     /// `O=Custos, CN=Custos PIV key <slot>`, valid 20 years), signed by that key on the card (a
     /// touch). Needs the management key, already authenticated for the generation.
@@ -293,11 +302,21 @@ impl YubiKeyPiv {
         });
         match result {
             Ok(_) => Ok(()),
-            Err(yubikey::Error::AuthenticationError) => Err("no touch".into()),
+            Err(_) if self.card_gone() => Err("the YubiKey was removed".into()),
+            // The crate reports any failure to sign as a key error: with touch policy "always"
+            // that is, in practice, the touch that did not come.
+            Err(yubikey::Error::KeyError) => {
+                Err("the card did not sign it (no touch within the time allowed?)".into())
+            }
+            // PUT DATA refused: the management key is no longer authenticated.
+            Err(yubikey::Error::AuthenticationError) => {
+                Err("the card refused to store it (management key not authenticated)".into())
+            }
             Err(e) => Err(e.to_string()),
         }
     }
 
+    /// Runs `f` on the card with "touch your YubiKey" shown meanwhile.
     fn with_touch<R>(&mut self, f: impl FnOnce(&mut YubiKey) -> R) -> R {
         if let Some(p) = &self.prompt {
             p.touch("YubiKey");
@@ -398,13 +417,21 @@ impl PivCard for YubiKeyPiv {
         // A self-signed certificate in the slot, as ykman and age-plugin-yubikey write one: other
         // PIV tools find the key through it (age-plugin-yubikey opens Custos's share files so). It
         // needs one more touch; without it the key still works for Custos, and that is said.
+        self.warning = None;
         if let Err(e) = self.write_certificate(slot_id, spki) {
-            eprintln!(
-                "custos: WARNING: the key in slot {slot:02x} works, but its certificate was not \
-                 written ({e}): age-plugin-yubikey will not find it"
+            let warning = format!(
+                "the key in slot {slot:02x} works, but its certificate was not written ({e}): \
+                 age-plugin-yubikey and other PIV tools will not find it (`ykman piv certificates \
+                 generate {slot:02x}` writes one)"
             );
+            eprintln!("custos: WARNING: {warning}");
+            self.warning = Some(warning);
         }
         Ok(point)
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     /// Not yet run on a real YubiKey.
