@@ -121,6 +121,26 @@ describe('CustodianList', () => {
     );
   });
 
+  it('shows a warning that came with a PIV enrolment (the slot certificate not written)', async () => {
+    backend({ custody: custody(), custodians: [custodian('olivia', ['officer'], [fido2()]), custodian('carol', ['custodian'])] }, (cmd) => {
+      if (cmd === 'enroll_key') return { done: 'carol: PIV ab12cd34 (YubiKey PIV); WARNING: the key in slot 82 works, but its certificate was not written (no touch)' };
+      return undefined;
+    });
+    const r = render(CustodianList, {});
+    cleanup = r.destroy;
+    await vi.waitFor(() => expect(r.target.querySelector('[data-testid="enrol-button-carol"]')).not.toBeNull());
+    byTestId(r.target, 'enrol-button-carol').click();
+    await vi.waitFor(() => expect(r.target.querySelector('#enrol-kind-piv')).not.toBeNull());
+    byId<HTMLInputElement>(r.target, 'enrol-kind-piv').click();
+    await vi.waitFor(() => expect(r.target.querySelector('#enrol-slot')).not.toBeNull());
+    byId(r.target, 'enrol-submit').click();
+    await vi.waitFor(() =>
+      expect(byId(r.target, 'custodians-message').textContent).toBe(
+        'PIV key enrolled for carol. WARNING: the key in slot 82 works, but its certificate was not written (no touch)',
+      ),
+    );
+  });
+
   it('enrols a PIV key in a chosen slot, a FIDO2 key without a slot, and revokes after confirmation', async () => {
     const calls = backend({ custody: custody(), custodians: [custodian('olivia', ['officer'], [fido2()]), custodian('carol', ['custodian'])] }, (cmd) => {
       if (cmd === 'enroll_key' || cmd === 'revoke_authenticator') return { done: 'ok' };
@@ -146,6 +166,7 @@ describe('CustodianList', () => {
     byId(r.target, 'enrol-submit').click();
     await vi.waitFor(() => expect(calls.filter((c) => c.cmd === 'enroll_key')).toHaveLength(2));
     expect(calls.filter((c) => c.cmd === 'enroll_key')[1]?.args).toEqual({ name: 'carol', kind: 'fido2', slot: null });
+    await vi.waitFor(() => expect(byId(r.target, 'custodians-message').textContent).toBe('FIDO2 key enrolled for carol.'));
 
     byTestId(r.target, 'revoke-a1b2c3d4').click();
     await vi.waitFor(() => expect(r.target.querySelector('[data-testid="revoke-confirm-a1b2c3d4"]')).not.toBeNull());
