@@ -610,6 +610,7 @@ async function ceremonyPhase() {
     await fill('#drill-share-input', words.carol.join(' '));
     await click('#drill-share-add');
     await waitText('#drill-result', 'verified');
+    await snap('ceremony-drill.png');
     await click('#nav-ceremonies');
     await waitText('[data-testid="share-status-1"]', 'verified');
     await waitText('[data-testid="share-status-2"]', 'never');
@@ -706,6 +707,8 @@ async function ceremonyPhase() {
     await enterPin('wendy');
     await waitText('#deviation-list', 'at step 3 (split, olivia): the split was announced late', 20000);
     await deviceDialogGone("wendy's touch prompt never cleared");
+    await browser.execute(() => document.querySelector('#deviation-form')?.scrollIntoView({ block: 'center' }));
+    await snap('ceremony-deviation.png');
     await click('#handout-finish');
     await enterPin('wendy');
     await shown('#transcript', 20000);
