@@ -961,11 +961,10 @@ fn words_of(revealed: &Value) -> String {
         .join(" ")
 }
 
-#[test]
-fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let vault = dir.path().join("vault.db");
-    let h = demo_harness(&vault, Duration::from_secs(20));
+/// A demo vault for the ceremony tests: officer olivia, custodians carol, dave and erin, auditor wendy
+/// (the witness), each with a demo FIDO2 key; and the person answering the prompts.
+fn ceremony_team(vault: &Path) -> (Harness, Arc<Person>) {
+    let h = demo_harness(vault, Duration::from_secs(20));
     let person = person(&h);
     h.create_test_vault();
     h.three_custodians();
@@ -973,6 +972,14 @@ fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
         assert!(h.add(name, roles)["done"].is_string());
         assert!(h.enroll(name, "fido2")["done"].is_string());
     }
+    (h, person)
+}
+
+#[test]
+fn escrow_handout_drill_transcript_and_recovery_in_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault.db");
+    let (h, person) = ceremony_team(&vault);
     assert!(h.ok("escrow_status", json!({})).is_null());
     assert_eq!(h.ok("list_ceremonies", json!({})), json!([]));
     assert_eq!(
@@ -1344,14 +1351,7 @@ fn qr_png(text: &str) -> Vec<u8> {
 fn share_files_pictures_and_deviation_notes_in_the_window() {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault.db");
-    let h = demo_harness(&vault, Duration::from_secs(20));
-    let person = person(&h);
-    h.create_test_vault();
-    h.three_custodians();
-    for (name, roles) in [("erin", &["custodian"][..]), ("wendy", &["auditor"][..])] {
-        assert!(h.add(name, roles)["done"].is_string());
-        assert!(h.enroll(name, "fido2")["done"].is_string());
-    }
+    let (h, person) = ceremony_team(&vault);
     let plan = json!({
         "threshold": 2,
         "holders": [
@@ -1662,14 +1662,7 @@ fn share_files_pictures_and_deviation_notes_in_the_window() {
 fn a_forced_hand_out_records_an_unwritten_file_but_never_leaves_fewer_than_m_shares() {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault.db");
-    let h = demo_harness(&vault, Duration::from_secs(20));
-    let _person = person(&h);
-    h.create_test_vault();
-    h.three_custodians();
-    for (name, roles) in [("erin", &["custodian"][..]), ("wendy", &["auditor"][..])] {
-        assert!(h.add(name, roles)["done"].is_string());
-        assert!(h.enroll(name, "fido2")["done"].is_string());
-    }
+    let (h, _person) = ceremony_team(&vault);
     let result = h.ok(
         "run_escrow",
         json!({
